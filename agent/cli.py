@@ -1,0 +1,11 @@
+"""``jetfleet agent ...`` commands (the host agent) and ``jetfleet serve-model``."""
+
+from __future__ import annotations
+
+import typer
+
+agent_app = typer.Typer(help="Host agent: register, heartbeat, metrics, OTA models.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(agent_app, name="agent")

@@ -1,0 +1,1 @@
+"""The control plane ("ML platform backend"): device registry, heartbeats, model registry, OTA, fleet status."""

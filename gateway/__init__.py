@@ -1,0 +1,1 @@
+"""The gateway: Traefik load balancing across Jetsons, fed from a fleet file or the live registry."""

@@ -1,0 +1,161 @@
+"""Wire models of the device API (/api/v1/edge-devices), shared by the agent and the control plane.
+
+Units follow the Prometheus names so that heartbeats and dashboards agree: ratios are 0..1,
+sizes are bytes, temperatures celsius, power watts. Unknown fields are refused (422) so that a
+typo in a client never passes silently.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, description="Stable device id (MAC-derived)")]
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GpuInfo(WireModel):
+    name: str
+    type: Literal["integrated", "discrete"]
+    memory_total_bytes: NonNegInt | None = None
+    compute_capability: str | None = None
+
+
+class HardwareInfo(WireModel):
+    platform: Literal["jetson", "x86_64", "aarch64", "other"]
+    arch: str
+    cpu_model: str | None = None
+    cpu_cores: NonNegInt | None = None
+    memory_total_bytes: NonNegInt | None = None
+    disk_total_bytes: NonNegInt | None = None
+    kernel: str | None = None
+    model: str | None = Field(default=None, description="/proc/device-tree/model")
+    module: str | None = Field(default=None, description="Module name from the part number, e.g. 'AGX Orin 32GB'")
+    soc: str | None = None
+    l4t: str | None = None
+    jetpack: str | None = None
+    cuda: str | None = None
+    tensorrt: str | None = None
+    gpus: list[GpuInfo] = Field(default_factory=list)
+
+
+class DeviceConfig(WireModel):
+    """Settings the control plane hands to a device; the device applies them at run time."""
+
+    heartbeat_interval: Annotated[float, Field(gt=0, le=3600)]
+    offline_after_missed: Annotated[int, Field(ge=1)] = 3
+
+
+class ServiceEndpoint(WireModel):
+    """A service this node offers besides models (e.g. the voice server), as the gateway should reach it."""
+
+    role: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=256)]
+    healthy: bool | None = None
+
+
+class ModelStatus(WireModel):
+    """What a device actually runs for one model (reported, never assumed by the control plane)."""
+
+    name: str
+    serving_version: NonNegInt | None = None
+    last_known_good: NonNegInt | None = None
+    target_version: NonNegInt | None = None
+    state: str | None = None
+    reason: str | None = None
+    endpoint: str | None = None
+
+
+class Metrics(WireModel):
+    """The compact metric summary carried by each heartbeat (the full set is on the agent's /metrics)."""
+
+    cpu_utilization_ratio: Ratio | None = None
+    memory_used_bytes: NonNegInt | None = None
+    memory_total_bytes: NonNegInt | None = None
+    swap_used_bytes: NonNegInt | None = None
+    swap_total_bytes: NonNegInt | None = None
+    disk_used_bytes: NonNegInt | None = None
+    disk_total_bytes: NonNegInt | None = None
+    gpu_utilization_ratio: Ratio | None = None
+    temperatures_celsius: dict[str, float] = Field(default_factory=dict)
+    power_watts: dict[str, float] = Field(default_factory=dict)
+    uptime_seconds: Annotated[float, Field(ge=0)] | None = None
+
+
+class RegisterRequest(WireModel):
+    device_id: DeviceId
+    device_name: Annotated[str, Field(min_length=1, max_length=128)]
+    device_type: Annotated[str, Field(min_length=1, max_length=64)] = "jetson_orin"
+    location: Annotated[str, Field(max_length=128)] = "Unknown"
+    hardware: HardwareInfo
+    agent_version: str | None = None
+    heartbeat_interval: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+
+class DeviceRecord(WireModel):
+    device_id: str
+    device_name: str
+    device_type: str
+    location: str
+    status: Literal["online", "offline", "never_seen"]
+    registered_at: datetime
+    last_heartbeat: datetime | None
+    metrics: Metrics | None
+    hardware: HardwareInfo
+    config: DeviceConfig
+    agent_version: str | None = None
+    models: list[ModelStatus] = Field(default_factory=list)
+    services: list[ServiceEndpoint] = Field(default_factory=list)
+
+
+class RegisterResponse(WireModel):
+    device: DeviceRecord
+    device_token: str | None = Field(
+        default=None, description="Returned once, when the device id is first claimed; stored hashed."
+    )
+    config: DeviceConfig
+    manifest_public_key: str | None = Field(
+        default=None, description="Ed25519 public key (base64) that signs desired-state manifests"
+    )
+
+
+class Heartbeat(WireModel):
+    metrics: Metrics = Field(default_factory=Metrics)
+    models: list[ModelStatus] = Field(default_factory=list)
+    services: list[ServiceEndpoint] = Field(default_factory=list)
+    agent_version: str | None = None
+
+
+class OtaItem(WireModel):
+    """One pending model update: the desired version differs from what the device reports serving."""
+
+    model: str
+    version: NonNegInt
+    sha256: str
+    size_bytes: NonNegInt
+    current_version: NonNegInt | None = None
+
+
+class HeartbeatResponse(WireModel):
+    ota: list[OtaItem] = Field(default_factory=list)
+    config: DeviceConfig
+    manifest: SignedManifest | None = None
+
+
+class SignedManifest(WireModel):
+    """A desired-state manifest: canonical JSON ``payload`` and its Ed25519 ``signature`` (base64)."""
+
+    payload: str
+    signature: str
+    key_id: str
+
+
+HeartbeatResponse.model_rebuild()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create ./.venv and install jetfleet with every extra the demo and the tests use.
+# Works on a fresh Debian/Ubuntu machine with only python3 (root installs python3-venv if missing).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${JETFLEET_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+    rm -rf "$VENV"
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "==> installing python3-venv"
+      DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
+      "$PYTHON" -m venv "$VENV"
+    else
+      echo "error: '$PYTHON -m venv' failed; install python3-venv (apt-get install python3-venv)" >&2
+      exit 1
+    fi
+  fi
+fi
+
+STAMP="$VENV/.jetfleet-installed"
+HASH="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
+  echo "==> installing jetfleet and its dependencies into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  CONSTRAINTS=()
+  [ -f "$ROOT/constraints.txt" ] && CONSTRAINTS=(-c "$ROOT/constraints.txt")
+  "$VENV/bin/python" -m pip install -q "${CONSTRAINTS[@]}" -e "$ROOT[all]"
+  echo "$HASH" > "$STAMP"
+fi
