@@ -2,9 +2,57 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
 
+from agent.config import DEFAULT_CONFIG_PATH, AgentConfig
+
 agent_app = typer.Typer(help="Host agent: register, heartbeat, metrics, OTA models.", no_args_is_help=True)
+
+
+@agent_app.command("run")
+def run(
+    config: Path = typer.Option(DEFAULT_CONFIG_PATH, "--config", "-c", help="Agent config file (JSON)."),
+    once: bool = typer.Option(False, "--once", help="Register if needed, send one heartbeat, print it, exit."),
+) -> None:
+    """Run the host agent (under systemd: jetson-client.service)."""
+    import asyncio
+
+    from agent.config import load_config
+    from agent.logs import setup_logging
+
+    settings = load_config(config, os.environ)
+    setup_logging(settings.log_level, None if once else settings.log_file,
+                  journal_stream=os.environ.get("JOURNAL_STREAM"))
+    if once:
+        _run_once(settings)
+        return
+    from agent.runtime import run_agent
+
+    asyncio.run(run_agent(settings))
+
+
+def _run_once(settings: AgentConfig) -> None:
+    import asyncio
+
+    from agent.runtime import run_once
+    from jetfleet.errors import JetfleetError
+
+    try:
+        device_id, result = asyncio.run(run_once(settings))
+    except JetfleetError as exc:
+        typer.echo(f"error: heartbeat failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"device {device_id}: heartbeat accepted by {settings.backend_url} ({result.request_bytes} bytes)")
+    if result.response is None:
+        typer.echo("desired state unchanged")
+        return
+    typer.echo(f"heartbeat interval: {result.response.config.heartbeat_interval:g}s")
+    typer.echo(f"pending model updates: {len(result.response.ota)}")
+    for item in result.response.ota:
+        typer.echo(f"  {item.model}: {item.current_version or '-'} -> v{item.version}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@
     └── PermanentError             retrying the same thing is useless
         ├── ConfigError            a configuration file, flag or variable is wrong (names key and file)
         ├── AuthError              a token or key was refused
+        ├── NotFoundError          the thing asked for does not exist
         └── ConflictError          the request clashes with existing state (e.g. a taken device id)
 
 Third-party exceptions (httpx, docker, sqlalchemy, ...) are translated into these at the boundary
@@ -49,6 +50,10 @@ class ConfigError(PermanentError):
 
 class AuthError(PermanentError):
     """A token, key or signature was refused."""
+
+
+class NotFoundError(PermanentError):
+    """The thing asked for does not exist."""
 
 
 class ConflictError(PermanentError):

@@ -105,7 +105,7 @@ class DeviceRecord(WireModel):
     device_name: str
     device_type: str
     location: str
-    status: Literal["online", "offline", "never_seen"]
+    status: Literal["online", "offline"]
     registered_at: datetime
     last_heartbeat: datetime | None
     metrics: Metrics | None

@@ -1,0 +1,98 @@
+"""HTTP endpoints of the device registry (/api/v1/edge-devices)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend import desired_state, devices
+from backend.auth import bearer_token, require_admin
+from backend.settings import BackendSettings
+from jetfleet.errors import AuthError
+from jetfleet.protocol import DeviceRecord, Heartbeat, HeartbeatResponse, RegisterRequest, RegisterResponse
+
+router = APIRouter(prefix="/api/v1/edge-devices", tags=["devices"])
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _settings(request: Request) -> BackendSettings:
+    settings: BackendSettings = request.app.state.settings
+    return settings
+
+
+def _sessions(request: Request) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = request.app.state.sessions
+    return factory
+
+
+@router.post("/register", response_model=RegisterResponse,
+             responses={200: {"description": "Already registered to this caller (no new token)"},
+                        201: {"description": "Device id claimed; the token is returned once"},
+                        409: {"description": "The device id belongs to another device"}})
+def register_device(body: RegisterRequest, request: Request, response: Response,
+                    authorization: str | None = Header(default=None),
+                    x_provisioning_key: str | None = Header(default=None)) -> RegisterResponse:
+    settings = _settings(request)
+    if settings.provisioning_key and x_provisioning_key != settings.provisioning_key:
+        raise AuthError("registration needs the fleet's provisioning key (agent config key 'api_key')")
+    now = _now()
+    with _sessions(request).begin() as session:
+        outcome = devices.register(session, body, device_token=bearer_token(authorization), settings=settings, now=now)
+        record = devices.device_record(outcome.device, settings=settings, now=now)
+    response.status_code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
+    request.app.state.counters.registration()
+    return RegisterResponse(device=record, device_token=outcome.token, config=record.config,
+                            manifest_public_key=request.app.state.manifest_public_key)
+
+
+@router.post("/{device_id}/heartbeat", response_model=HeartbeatResponse,
+             responses={304: {"description": "If-None-Match matched: the desired state is unchanged "
+                                             "(the heartbeat itself was recorded)"},
+                        401: {"description": "Bad device token"}, 404: {"description": "Unknown device"}})
+def heartbeat(device_id: str, body: Heartbeat, request: Request,
+              authorization: str | None = Header(default=None),
+              if_none_match: str | None = Header(default=None)) -> Response:
+    settings = _settings(request)
+    with _sessions(request).begin() as session:
+        device = devices.authenticate(session, device_id, bearer_token(authorization))
+        devices.record_heartbeat(device, body, settings=settings, now=_now())
+        answer = desired_state.heartbeat_response(session, device, settings)
+    request.app.state.counters.heartbeat()
+    payload = answer.model_dump_json().encode()
+    etag = desired_state.response_etag(payload)
+    if if_none_match is not None and if_none_match.strip() == etag:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+    return Response(payload, media_type="application/json", headers={"ETag": etag})
+
+
+@router.get("", response_model=list[DeviceRecord], dependencies=[Depends(require_admin)])
+def list_devices(request: Request, status: Literal["online", "offline"] | None = None) -> list[DeviceRecord]:
+    with _sessions(request).begin() as session:
+        return devices.list_devices(session, status=status, settings=_settings(request), now=_now())
+
+
+@router.get("/{device_id}", response_model=DeviceRecord, dependencies=[Depends(require_admin)])
+def get_device(device_id: str, request: Request) -> DeviceRecord:
+    with _sessions(request).begin() as session:
+        device = devices.get_device(session, device_id)
+        return devices.device_record(device, settings=_settings(request), now=_now())
+
+
+@router.post("/{device_id}/reprovision", response_model=DeviceRecord, dependencies=[Depends(require_admin)])
+def reprovision_device(device_id: str, request: Request) -> DeviceRecord:
+    """Release the device id so that the next registration claims it (new token)."""
+    with _sessions(request).begin() as session:
+        device = devices.reprovision(session, device_id)
+        return devices.device_record(device, settings=_settings(request), now=_now())
+
+
+@router.delete("/{device_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(require_admin)])
+def remove_device(device_id: str, request: Request) -> None:
+    with _sessions(request).begin() as session:
+        devices.remove(session, device_id)

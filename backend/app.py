@@ -1,0 +1,54 @@
+"""The control plane's FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+import jetfleet
+from backend import api_devices
+from backend.metrics import BackendCounters, FleetCollector
+from backend.settings import BackendSettings
+from jetfleet.errors import AuthError, ConflictError, JetfleetError, NotFoundError, PermanentError
+
+_STATUS_BY_ERROR: list[tuple[type[JetfleetError], int]] = [
+    (NotFoundError, 404),
+    (AuthError, 401),
+    (ConflictError, 409),
+    (PermanentError, 400),
+    (JetfleetError, 503),
+]
+
+
+def create_app(settings: BackendSettings, engine: Engine, *, manifest_public_key: str | None = None) -> FastAPI:
+    """Build the app around an already-migrated ``engine``."""
+    app = FastAPI(title="jetfleet control plane", version=jetfleet.__version__,
+                  description="Device registry, heartbeats, model registry and OTA for Jetson fleets.")
+    registry = CollectorRegistry()
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    registry.register(FleetCollector(sessions))
+    app.state.settings = settings
+    app.state.sessions = sessions
+    app.state.counters = BackendCounters(registry)
+    app.state.manifest_public_key = manifest_public_key
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(api_devices.router)
+    app.add_exception_handler(JetfleetError, _jetfleet_error)
+    return app
+
+
+async def _jetfleet_error(_request: Request, exc: Exception) -> JSONResponse:
+    code = next(status for kind, status in _STATUS_BY_ERROR if isinstance(exc, kind))
+    headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+    return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)

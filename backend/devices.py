@@ -1,0 +1,146 @@
+"""The device registry: claiming device ids, recording heartbeats, and describing devices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.auth import hash_token, new_token, token_matches
+from backend.models import Device
+from backend.settings import BackendSettings
+from jetfleet.errors import AuthError, ConflictError, NotFoundError
+from jetfleet.protocol import (
+    DeviceConfig,
+    DeviceRecord,
+    HardwareInfo,
+    Heartbeat,
+    Metrics,
+    ModelStatus,
+    RegisterRequest,
+    ServiceEndpoint,
+)
+
+
+@dataclass(frozen=True)
+class Registration:
+    device: Device
+    token: str | None  # set only when the device id was (re)claimed just now
+    created: bool
+
+
+def register(session: Session, request: RegisterRequest, *, device_token: str | None,
+             settings: BackendSettings, now: datetime) -> Registration:
+    """Claim ``request.device_id`` or update it; a different caller cannot take over a claimed id."""
+    device = session.get(Device, request.device_id)
+    if device is None:
+        device = Device(device_id=request.device_id, registered_at=now, heartbeats_received=0, models=[], services=[])
+        session.add(device)
+        token: str | None = new_token()
+        created = True
+    elif device.token_hash is None:  # re-provisioned by an admin: the next caller claims it
+        token, created = new_token(), True
+    elif token_matches(device_token, device.token_hash):
+        token, created = None, False
+    else:
+        raise ConflictError(
+            f"device id '{request.device_id}' is already registered by another device. If this is the same "
+            f"device and it lost its token, an admin can run: jetfleet fleet reprovision {request.device_id}")
+    if token is not None:
+        device.token_hash = hash_token(token)
+    _apply_registration(device, request)
+    session.flush()
+    return Registration(device=device, token=token, created=created)
+
+
+def _apply_registration(device: Device, request: RegisterRequest) -> None:
+    device.device_name = request.device_name
+    device.device_type = request.device_type
+    device.location = request.location
+    device.hardware = request.hardware.model_dump(mode="json")
+    device.agent_version = request.agent_version
+    device.heartbeat_interval = request.heartbeat_interval
+
+
+def authenticate(session: Session, device_id: str, device_token: str | None) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFoundError(f"unknown device '{device_id}': register it first")
+    if not token_matches(device_token, device.token_hash):
+        raise AuthError(f"invalid device token for '{device_id}'")
+    return device
+
+
+def record_heartbeat(device: Device, heartbeat: Heartbeat, *, settings: BackendSettings, now: datetime) -> None:
+    interval = effective_interval(device, settings)
+    device.last_heartbeat_at = now
+    device.offline_after = now + timedelta(seconds=interval * settings.offline_after_missed)
+    device.last_metrics = heartbeat.metrics.model_dump(mode="json", exclude_defaults=True)
+    device.models = [m.model_dump(mode="json", exclude_none=True) for m in heartbeat.models]
+    device.services = [s.model_dump(mode="json", exclude_none=True) for s in heartbeat.services]
+    if heartbeat.agent_version:
+        device.agent_version = heartbeat.agent_version
+    device.heartbeats_received = (device.heartbeats_received or 0) + 1
+
+
+def effective_interval(device: Device, settings: BackendSettings) -> float:
+    return settings.heartbeat_interval or device.heartbeat_interval
+
+
+def device_config(device: Device, settings: BackendSettings) -> DeviceConfig:
+    return DeviceConfig(heartbeat_interval=effective_interval(device, settings),
+                        offline_after_missed=settings.offline_after_missed)
+
+
+def is_online(device: Device, now: datetime) -> bool:
+    return device.offline_after is not None and now <= device.offline_after
+
+
+def device_record(device: Device, *, settings: BackendSettings, now: datetime) -> DeviceRecord:
+    return DeviceRecord(
+        device_id=device.device_id,
+        device_name=device.device_name,
+        device_type=device.device_type,
+        location=device.location,
+        status="online" if is_online(device, now) else "offline",
+        registered_at=device.registered_at,
+        last_heartbeat=device.last_heartbeat_at,
+        metrics=Metrics.model_validate(device.last_metrics) if device.last_metrics is not None else None,
+        hardware=HardwareInfo.model_validate(device.hardware),
+        config=device_config(device, settings),
+        agent_version=device.agent_version,
+        models=[ModelStatus.model_validate(m) for m in _as_list(device.models)],
+        services=[ServiceEndpoint.model_validate(s) for s in _as_list(device.services)],
+    )
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else []
+
+
+def list_devices(session: Session, *, status: str | None, settings: BackendSettings,
+                 now: datetime) -> list[DeviceRecord]:
+    devices = session.scalars(select(Device).order_by(Device.device_id))
+    records = [device_record(d, settings=settings, now=now) for d in devices]
+    return [r for r in records if status is None or r.status == status]
+
+
+def get_device(session: Session, device_id: str) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFoundError(f"unknown device '{device_id}'")
+    return device
+
+
+def reprovision(session: Session, device_id: str) -> Device:
+    """Release the device id: the next registration claims it and receives a new token."""
+    device = get_device(session, device_id)
+    device.token_hash = None
+    return device
+
+
+def remove(session: Session, device_id: str) -> None:
+    session.delete(get_device(session, device_id))

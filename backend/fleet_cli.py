@@ -1,0 +1,96 @@
+"""``jetfleet fleet ...``: the fleet as the control plane sees it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, JsonOutput, Token
+from jetfleet.protocol import DeviceRecord, Metrics
+
+fleet_app = typer.Typer(help="Fleet status and device administration.", no_args_is_help=True)
+GIB = 1024**3
+
+
+@fleet_app.command("status")
+def status(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False,
+           only: str | None = typer.Option(None, "--status", help="Only 'online' or 'offline' devices.")) -> None:
+    """List every device with its status, metrics and when it was last seen."""
+    from backend.admin_client import AdminClient
+
+    with AdminClient(backend_url, token) as client:
+        records = client.devices(status=only)
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        return
+    Console().print(fleet_table(records, now=datetime.now(timezone.utc)))
+
+
+@fleet_app.command("show")
+def show(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+    """Everything the control plane knows about one device, as JSON."""
+    from backend.admin_client import AdminClient
+
+    with AdminClient(backend_url, token) as client:
+        typer.echo(client.device(device_id).model_dump_json(indent=2))
+
+
+@fleet_app.command("reprovision")
+def reprovision(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+    """Release a device id: the next device registering with it gets a new token."""
+    from backend.admin_client import AdminClient
+
+    with AdminClient(backend_url, token) as client:
+        client.reprovision(device_id)
+    typer.echo(f"{device_id}: released; the next registration with this id claims it")
+
+
+@fleet_app.command("remove")
+def remove(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+    """Forget a device (decommission)."""
+    from backend.admin_client import AdminClient
+
+    with AdminClient(backend_url, token) as client:
+        client.remove(device_id)
+    typer.echo(f"{device_id}: removed")
+
+
+def fleet_table(records: list[DeviceRecord], *, now: datetime) -> Table:
+    table = Table(title=f"jetfleet: {len(records)} devices")
+    for column in ("DEVICE", "NAME", "STATUS", "CPU", "GPU", "TEMP", "MEMORY", "DISK", "LAST SEEN"):
+        table.add_column(column, no_wrap=True)
+    for r in records:
+        m = r.metrics or Metrics()
+        table.add_row(r.device_id, r.device_name,
+                      "[green]online[/]" if r.status == "online" else "[red]offline[/]",
+                      _percent(m.cpu_utilization_ratio), _percent(m.gpu_utilization_ratio),
+                      f"{max(m.temperatures_celsius.values()):.0f}°C" if m.temperatures_celsius else "-",
+                      _used_of(m.memory_used_bytes, m.memory_total_bytes),
+                      _used_of(m.disk_used_bytes, m.disk_total_bytes),
+                      _age(r.last_heartbeat, now))
+    return table
+
+
+def _percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio * 100:.0f}%"
+
+
+def _used_of(used: int | None, total: int | None) -> str:
+    if used is None or not total:
+        return "-"
+    return f"{used / GIB:.1f}/{total / GIB:.1f} GiB"
+
+
+def _age(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "never"
+    seconds = max(0, int((now - when).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"

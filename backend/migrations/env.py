@@ -1,0 +1,20 @@
+"""Alembic environment: runs on the connection handed over by backend.db.migrate()."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from backend.models import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through backend.db.migrate(engine)")
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",  # SQLite needs table rebuilds for ALTERs
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()
