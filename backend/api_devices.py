@@ -6,10 +6,13 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend import desired_state, devices
+from backend import devices
 from backend.auth import bearer_token, require_admin
+from backend.desired_state import response_etag
+from backend.ingest import HeartbeatIngest
 from backend.settings import BackendSettings
 from jetfleet.errors import AuthError
 from jetfleet.protocol import DeviceRecord, Heartbeat, HeartbeatResponse, RegisterRequest, RegisterResponse
@@ -45,6 +48,7 @@ def register_device(body: RegisterRequest, request: Request, response: Response,
     with _sessions(request).begin() as session:
         outcome = devices.register(session, body, device_token=bearer_token(authorization), settings=settings, now=now)
         record = devices.device_record(outcome.device, settings=settings, now=now)
+    request.app.state.ingest.invalidate(body.device_id)
     response.status_code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
     request.app.state.counters.registration()
     return RegisterResponse(device=record, device_token=outcome.token, config=record.config,
@@ -55,17 +59,19 @@ def register_device(body: RegisterRequest, request: Request, response: Response,
              responses={304: {"description": "If-None-Match matched: the desired state is unchanged "
                                              "(the heartbeat itself was recorded)"},
                         401: {"description": "Bad device token"}, 404: {"description": "Unknown device"}})
-def heartbeat(device_id: str, body: Heartbeat, request: Request,
-              authorization: str | None = Header(default=None),
-              if_none_match: str | None = Header(default=None)) -> Response:
-    settings = _settings(request)
-    with _sessions(request).begin() as session:
-        device = devices.authenticate(session, device_id, bearer_token(authorization))
-        devices.record_heartbeat(device, body, settings=settings, now=_now())
-        answer = desired_state.heartbeat_response(session, device, settings)
-    request.app.state.counters.heartbeat()
-    payload = answer.model_dump_json().encode()
-    etag = desired_state.response_etag(payload)
+async def heartbeat(device_id: str, body: Heartbeat, request: Request,
+                    authorization: str | None = Header(default=None),
+                    if_none_match: str | None = Header(default=None)) -> Response:
+    state = request.app.state
+    ingest: HeartbeatIngest = state.ingest
+    auth = ingest.cached_auth(device_id)
+    if auth is None:
+        auth = await run_in_threadpool(ingest.load_auth, device_id)
+    ingest.check_token(device_id, auth, bearer_token(authorization))
+    ingest.record(device_id, body, auth, _now())
+    state.counters.heartbeat()
+    payload = state.desired.answer(device_id, auth, body).model_dump_json().encode()
+    etag = response_etag(payload)
     if if_none_match is not None and if_none_match.strip() == etag:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
     return Response(payload, media_type="application/json", headers={"ETag": etag})
@@ -73,12 +79,14 @@ def heartbeat(device_id: str, body: Heartbeat, request: Request,
 
 @router.get("", response_model=list[DeviceRecord], dependencies=[Depends(require_admin)])
 def list_devices(request: Request, status: Literal["online", "offline"] | None = None) -> list[DeviceRecord]:
+    request.app.state.ingest.flush()
     with _sessions(request).begin() as session:
         return devices.list_devices(session, status=status, settings=_settings(request), now=_now())
 
 
 @router.get("/{device_id}", response_model=DeviceRecord, dependencies=[Depends(require_admin)])
 def get_device(device_id: str, request: Request) -> DeviceRecord:
+    request.app.state.ingest.flush()
     with _sessions(request).begin() as session:
         device = devices.get_device(session, device_id)
         return devices.device_record(device, settings=_settings(request), now=_now())
@@ -87,6 +95,7 @@ def get_device(device_id: str, request: Request) -> DeviceRecord:
 @router.post("/{device_id}/reprovision", response_model=DeviceRecord, dependencies=[Depends(require_admin)])
 def reprovision_device(device_id: str, request: Request) -> DeviceRecord:
     """Release the device id so that the next registration claims it (new token)."""
+    request.app.state.ingest.invalidate(device_id)
     with _sessions(request).begin() as session:
         device = devices.reprovision(session, device_id)
         return devices.device_record(device, settings=_settings(request), now=_now())
@@ -94,5 +103,7 @@ def reprovision_device(device_id: str, request: Request) -> DeviceRecord:
 
 @router.delete("/{device_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(require_admin)])
 def remove_device(device_id: str, request: Request) -> None:
+    request.app.state.ingest.flush()
+    request.app.state.ingest.invalidate(device_id)
     with _sessions(request).begin() as session:
         devices.remove(session, device_id)

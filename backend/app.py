@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -10,6 +13,8 @@ from sqlalchemy.orm import sessionmaker
 
 import jetfleet
 from backend import api_devices
+from backend.desired_state import DesiredState
+from backend.ingest import HeartbeatIngest
 from backend.metrics import BackendCounters, FleetCollector
 from backend.settings import BackendSettings
 from jetfleet.errors import AuthError, ConflictError, JetfleetError, NotFoundError, PermanentError
@@ -25,13 +30,25 @@ _STATUS_BY_ERROR: list[tuple[type[JetfleetError], int]] = [
 
 def create_app(settings: BackendSettings, engine: Engine, *, manifest_public_key: str | None = None) -> FastAPI:
     """Build the app around an already-migrated ``engine``."""
-    app = FastAPI(title="jetfleet control plane", version=jetfleet.__version__,
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    ingest = HeartbeatIngest(sessions, settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        ingest.start()
+        try:
+            yield
+        finally:
+            ingest.stop()  # writes the last pending heartbeats
+
+    app = FastAPI(title="jetfleet control plane", version=jetfleet.__version__, lifespan=lifespan,
                   description="Device registry, heartbeats, model registry and OTA for Jetson fleets.")
     registry = CollectorRegistry()
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    registry.register(FleetCollector(sessions))
+    registry.register(FleetCollector(sessions, before_read=ingest.flush))
     app.state.settings = settings
     app.state.sessions = sessions
+    app.state.ingest = ingest
+    app.state.desired = DesiredState(settings)
     app.state.counters = BackendCounters(registry)
     app.state.manifest_public_key = manifest_public_key
 

@@ -7,6 +7,7 @@ import logging
 import typer
 
 from backend.settings import DEFAULT_DATABASE_URL
+from jetfleet.cliapp import bench_app
 
 backend_app = typer.Typer(help="Control plane: device registry, heartbeats, models.", no_args_is_help=True)
 
@@ -40,6 +41,36 @@ def serve(
     app = create_app(settings, engine)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log,
                 timeout_graceful_shutdown=5)
+
+
+@bench_app.command("backend")
+def bench_backend(
+    devices: int = typer.Option(1000, "--devices", min=1, help="Simulated devices."),
+    duration: float = typer.Option(10.0, min=1, max=600, help="Seconds of load (bounded)."),
+    concurrency: int = typer.Option(32, min=1, max=512, help="Requests in flight."),
+    database_url: str | None = typer.Option(None, help="Default: a fresh SQLite file; or postgresql+psycopg://..."),
+    backend_url: str | None = typer.Option(None, help="Load an already running control plane instead."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Heartbeats/s and latency of the control plane under simulated devices."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from backend.bench import result_dict, run_bench
+
+    result = run_bench(devices=devices, duration=duration, concurrency=concurrency, database_url=database_url,
+                       backend_url=backend_url)
+    if as_json:
+        typer.echo(json.dumps(result_dict(result)))
+        return
+    table = Table(title="jetfleet bench backend")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result_dict(result).items():
+        table.add_row(key, str(value))
+    Console().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,19 +1,24 @@
-"""What the control plane wants a device to run, as answered to each heartbeat (with its ETag)."""
+"""What the control plane wants a device to run, answered to each heartbeat (with its ETag)."""
 
 from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy.orm import Session
-
-from backend.devices import device_config
-from backend.models import Device
+from backend.ingest import DeviceAuth
 from backend.settings import BackendSettings
-from jetfleet.protocol import HeartbeatResponse
+from jetfleet.protocol import DeviceConfig, Heartbeat, HeartbeatResponse
 
 
-def heartbeat_response(session: Session, device: Device, settings: BackendSettings) -> HeartbeatResponse:
-    return HeartbeatResponse(ota=[], config=device_config(device, settings))
+class DesiredState:
+    """Builds heartbeat answers without touching the database on the hot path."""
+
+    def __init__(self, settings: BackendSettings) -> None:
+        self.settings = settings
+
+    def answer(self, device_id: str, auth: DeviceAuth, beat: Heartbeat) -> HeartbeatResponse:
+        config = DeviceConfig(heartbeat_interval=auth.heartbeat_interval,
+                              offline_after_missed=self.settings.offline_after_missed)
+        return HeartbeatResponse(ota=[], config=config)
 
 
 def response_etag(body: bytes) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -12,12 +12,11 @@ from sqlalchemy.orm import Session
 from backend.auth import hash_token, new_token, token_matches
 from backend.models import Device
 from backend.settings import BackendSettings
-from jetfleet.errors import AuthError, ConflictError, NotFoundError
+from jetfleet.errors import ConflictError, NotFoundError
 from jetfleet.protocol import (
     DeviceConfig,
     DeviceRecord,
     HardwareInfo,
-    Heartbeat,
     Metrics,
     ModelStatus,
     RegisterRequest,
@@ -63,27 +62,6 @@ def _apply_registration(device: Device, request: RegisterRequest) -> None:
     device.hardware = request.hardware.model_dump(mode="json")
     device.agent_version = request.agent_version
     device.heartbeat_interval = request.heartbeat_interval
-
-
-def authenticate(session: Session, device_id: str, device_token: str | None) -> Device:
-    device = session.get(Device, device_id)
-    if device is None:
-        raise NotFoundError(f"unknown device '{device_id}': register it first")
-    if not token_matches(device_token, device.token_hash):
-        raise AuthError(f"invalid device token for '{device_id}'")
-    return device
-
-
-def record_heartbeat(device: Device, heartbeat: Heartbeat, *, settings: BackendSettings, now: datetime) -> None:
-    interval = effective_interval(device, settings)
-    device.last_heartbeat_at = now
-    device.offline_after = now + timedelta(seconds=interval * settings.offline_after_missed)
-    device.last_metrics = heartbeat.metrics.model_dump(mode="json", exclude_defaults=True)
-    device.models = [m.model_dump(mode="json", exclude_none=True) for m in heartbeat.models]
-    device.services = [s.model_dump(mode="json", exclude_none=True) for s in heartbeat.services]
-    if heartbeat.agent_version:
-        device.agent_version = heartbeat.agent_version
-    device.heartbeats_received = (device.heartbeats_received or 0) + 1
 
 
 def effective_interval(device: Device, settings: BackendSettings) -> float:

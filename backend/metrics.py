@@ -33,12 +33,13 @@ class BackendCounters:
 class FleetCollector(Collector):
     """Devices online/offline, counted in the database when Prometheus scrapes."""
 
-    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, sessions: sessionmaker[Session], before_read: Callable[[], object] = lambda: None) -> None:
         self._sessions = sessions
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._before_read = before_read
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        now = self._clock()
+        self._before_read()
+        now = datetime.now(timezone.utc)
         with self._sessions() as session:
             total = session.scalar(select(func.count()).select_from(Device)) or 0
             online = session.scalar(select(func.count()).select_from(Device).where(Device.offline_after >= now)) or 0

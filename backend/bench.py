@@ -1,0 +1,185 @@
+"""``jetfleet bench backend``: simulated devices heartbeating against a real control plane.
+
+The load generator uses aiohttp (a Python httpx client costs more CPU per request than the server does,
+and would measure itself). The server's CPU seconds per heartbeat are reported too: unlike requests per
+second, that figure does not depend on what else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from jetfleet.errors import PermanentError
+
+SAMPLE_METRICS = {
+    "cpu_utilization_ratio": 0.23, "memory_used_bytes": 4321 * 1048576, "memory_total_bytes": 62801 * 1048576,
+    "swap_used_bytes": 19 * 1048576, "swap_total_bytes": 31400 * 1048576, "disk_used_bytes": 21_474_836_480,
+    "disk_total_bytes": 62_277_025_792, "gpu_utilization_ratio": 0.12, "uptime_seconds": 86400.0,
+    "temperatures_celsius": {"cpu": 44.56, "soc0": 41.09, "soc1": 41.25, "soc2": 40.09, "tj": 44.34, "gpu": 42.1},
+    "power_watts": {"VDD_GPU_SOC": 2.34, "VDD_CPU_CV": 0.39, "VIN_SYS_5V0": 4.02},
+}
+SAMPLE_MODELS = [{"name": "yolov8n", "serving_version": 3, "last_known_good": 3, "state": "committed",
+                  "endpoint": "http://10.0.0.21:9000"}]
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    database: str
+    devices: int
+    concurrency: int
+    duration_s: float
+    heartbeats: int
+    errors: int
+    heartbeats_per_s: float
+    p50_ms: float
+    p99_ms: float
+    request_bytes: int
+    server_cpu_ms_per_heartbeat: float | None
+
+
+def heartbeat_body() -> bytes:
+    return json.dumps({"metrics": SAMPLE_METRICS, "models": SAMPLE_MODELS, "agent_version": "0.1.0"}).encode()
+
+
+async def _register(url: str, devices: int, concurrency: int) -> list[str]:
+    import aiohttp
+
+    hardware = {"platform": "jetson", "arch": "aarch64", "module": "AGX Orin 32GB", "l4t": "36.4.4"}
+    prefix = secrets.token_hex(3)
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(session: aiohttp.ClientSession, i: int) -> str:
+        body = {"device_id": f"bench-{prefix}-{i}", "device_name": f"bench-{i}", "hardware": hardware}
+        async with semaphore, session.post(f"{url}/api/v1/edge-devices/register", json=body) as response:
+            if response.status != 201:
+                raise PermanentError(f"registration failed: {response.status} {await response.text()}")
+            return f"bench-{prefix}-{i}\n{(await response.json())['device_token']}"
+
+    async with aiohttp.ClientSession() as session:
+        return await asyncio.gather(*(one(session, i) for i in range(devices)))
+
+
+async def _heartbeat_load(url: str, creds: list[str], concurrency: int, duration: float) -> tuple[list[float], int]:
+    import aiohttp
+
+    body = heartbeat_body()
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + duration
+
+    async def worker(session: aiohttp.ClientSession, start: int) -> None:
+        nonlocal errors
+        index = start
+        while time.perf_counter() < deadline:
+            device_id, token = creds[index % len(creds)].split("\n")
+            index += concurrency
+            began = time.perf_counter()
+            async with session.post(f"{url}/api/v1/edge-devices/{device_id}/heartbeat", data=body,
+                                    headers={"Authorization": f"Bearer {token}",
+                                             "Content-Type": "application/json"}) as response:
+                await response.read()
+                if response.status == 200:
+                    latencies.append(time.perf_counter() - began)
+                else:
+                    errors += 1
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session, i) for i in range(concurrency)))
+    return latencies, errors
+
+
+def run_bench(*, devices: int, duration: float, concurrency: int, database_url: str | None,
+              backend_url: str | None) -> BenchResult:
+    with _backend(database_url, backend_url) as (url, server):
+        creds = asyncio.run(_register(url, devices, min(concurrency, 64)))
+        cpu_before = _cpu_seconds(server)
+        began = time.perf_counter()
+        latencies, errors = asyncio.run(_heartbeat_load(url, creds, concurrency, duration))
+        elapsed = time.perf_counter() - began
+        cpu_used = _cpu_seconds(server) - cpu_before if server else None
+    latencies.sort()
+    count = len(latencies)
+    return BenchResult(
+        database=_database_kind(database_url, backend_url), devices=devices, concurrency=concurrency,
+        duration_s=round(elapsed, 2), heartbeats=count, errors=errors,
+        heartbeats_per_s=round(count / elapsed, 1),
+        p50_ms=round(statistics.median(latencies) * 1000, 2) if latencies else float("nan"),
+        p99_ms=round(latencies[int(count * 0.99) - 1] * 1000, 2) if latencies else float("nan"),
+        request_bytes=len(heartbeat_body()),
+        server_cpu_ms_per_heartbeat=round(cpu_used / count * 1000, 3) if cpu_used is not None and count else None,
+    )
+
+
+def _database_kind(database_url: str | None, backend_url: str | None) -> str:
+    if backend_url:
+        return "external"
+    return "postgresql" if database_url and database_url.startswith("postgresql") else "sqlite"
+
+
+def _cpu_seconds(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+@contextmanager
+def _backend(database_url: str | None, backend_url: str | None) -> Iterator[tuple[str, psutil.Process | None]]:
+    if backend_url:
+        yield backend_url.rstrip("/"), None
+        return
+    import socket
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="jetfleet-bench-") as tmp:
+        url_db = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        argv = [sys.executable, "-m", "jetfleet", "backend", "serve", "--host", "127.0.0.1", "--port", str(port),
+                "--database-url", url_db, "--admin-token", secrets.token_urlsafe(16), "--log-level", "warning"]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(url, proc)
+            yield url, psutil.Process(proc.pid)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def _wait_healthy(url: str, proc: Any) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PermanentError(f"the backend exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise PermanentError("the backend did not become healthy within 60 s")
+
+
+def result_dict(result: BenchResult) -> dict[str, Any]:
+    return asdict(result)
