@@ -20,6 +20,7 @@ from jetfleet.protocol import DEVICE_ID_PATTERN, ServiceEndpoint
 
 DEFAULT_CONFIG_PATH = Path("/etc/jetson-client/config.json")
 ENV_PREFIX = "JETFLEET_"
+COMMENT_PREFIX = "//"  # keys like "// backend_url" document the file and are ignored
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -67,7 +68,7 @@ class AgentConfig(BaseModel):
 
 def load_config(path: Path, environ: Mapping[str, str]) -> AgentConfig:
     """Read ``path``, apply ``JETFLEET_<KEY>`` overrides from ``environ``, validate; raise ``ConfigError``."""
-    raw = _read_json_object(path)
+    raw = {k: v for k, v in _read_json_object(path).items() if not k.startswith(COMMENT_PREFIX)}
     _reject_unknown_keys(raw.keys(), source=str(path))
     file_config = _validate(raw, source=str(path), strict=True)
     overrides = _env_overrides(environ)

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Install the jetfleet host agent as the systemd service jetson-client.
+#
+#   sudo scripts/install.sh [--prefix DIR] [--extras LIST] [--source PATH] [--enable]
+#
+#   --prefix DIR   install into DIR instead of / (staging root; same as DESTDIR=DIR)
+#   --extras LIST  extras of the jetfleet package, comma separated (default: docker,nvml)
+#   --source PATH  what pip installs (default: this checkout)
+#   --enable       also 'systemctl enable --now jetson-client' when systemd runs
+#
+# Creates /opt/jetson-client (venv), /opt/ml-platform/models, /etc/jetson-client (config from the
+# template only if absent), /var/lib/jetson-client (state, 0700), installs the unit, reloads systemd.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PREFIX="${DESTDIR:-}"
+EXTRAS="docker,nvml"
+SOURCE="$ROOT"
+ENABLE=0
+PYTHON="${PYTHON:-python3}"
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) PREFIX="$2"; shift 2 ;;
+    --prefix=*) PREFIX="${1#*=}"; shift ;;
+    --extras) EXTRAS="$2"; shift 2 ;;
+    --source) SOURCE="$2"; shift 2 ;;
+    --enable) ENABLE=1; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+PREFIX="${PREFIX%/}"
+
+APP_DIR="$PREFIX/opt/jetson-client"
+MODELS_DIR="$PREFIX/opt/ml-platform/models"
+CONFIG_DIR="$PREFIX/etc/jetson-client"
+STATE_DIR="$PREFIX/var/lib/jetson-client"
+UNIT_DIR="$PREFIX/etc/systemd/system"
+
+step() { echo "==> $*"; }
+
+step "directories"
+install -d -m 0755 "$APP_DIR" "$MODELS_DIR" "$CONFIG_DIR" "$UNIT_DIR" "$PREFIX/var/log"
+install -d -m 0700 "$STATE_DIR"
+
+if [ -e "$CONFIG_DIR/config.json" ]; then
+  step "keeping existing $CONFIG_DIR/config.json"
+else
+  step "config from template -> $CONFIG_DIR/config.json (edit backend_url)"
+  install -m 0640 "$ROOT/config/config.json.template" "$CONFIG_DIR/config.json"
+fi
+
+step "virtual environment $APP_DIR/venv"
+if [ ! -x "$APP_DIR/venv/bin/python" ]; then
+  "$PYTHON" -m venv "$APP_DIR/venv"
+fi
+"$APP_DIR/venv/bin/python" -m pip install -q --upgrade pip
+SPEC="$SOURCE"
+[ -n "$EXTRAS" ] && SPEC="$SOURCE[$EXTRAS]"
+"$APP_DIR/venv/bin/python" -m pip install -q "$SPEC"
+install -m 0644 "$ROOT/README.md" "$APP_DIR/README.md"
+
+step "systemd unit $UNIT_DIR/jetson-client.service"
+install -m 0644 "$ROOT/scripts/jetson-client.service" "$UNIT_DIR/jetson-client.service"
+
+if [ -z "$PREFIX" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+  systemctl daemon-reload
+  if [ "$ENABLE" = 1 ]; then
+    systemctl enable --now jetson-client
+    step "jetson-client enabled and started (journalctl -u jetson-client -f)"
+  else
+    step "installed; start with: systemctl enable --now jetson-client"
+  fi
+else
+  step "systemd is not running here (or --prefix was given): files installed, no daemon-reload done"
+fi

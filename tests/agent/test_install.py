@@ -1,0 +1,52 @@
+"""scripts/install.sh into a temporary root: directories, config, venv, systemd unit."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+from tests.support.processes import REPO_ROOT
+
+
+def run_install(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(REPO_ROOT / "scripts/install.sh"), "--prefix", str(root), "--extras", "",
+                           *extra], capture_output=True, text=True, timeout=900)
+
+
+def test_install_into_a_temporary_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    result = run_install(root)
+    assert result.returncode == 0, result.stderr + result.stdout
+    for directory in ("opt/jetson-client", "opt/ml-platform/models", "etc/jetson-client"):
+        assert (root / directory).is_dir(), directory
+    assert stat.S_IMODE((root / "var/lib/jetson-client").stat().st_mode) == 0o700
+    config = json.loads((root / "etc/jetson-client/config.json").read_text())
+    assert config["backend_url"] and config["metrics_port"] == 9101
+
+    unit = (root / "etc/systemd/system/jetson-client.service").read_text()
+    assert "ExecStart=/opt/jetson-client/venv/bin/jetfleet agent run --config /etc/jetson-client/config.json" in unit
+    assert "Restart=on-failure" in unit
+    assert "no daemon-reload done" in result.stdout
+
+    jetfleet = root / "opt/jetson-client/venv/bin/jetfleet"
+    help_text = subprocess.run([str(jetfleet), "agent", "--help"], capture_output=True, text=True,
+                               env={"PATH": os.environ["PATH"]}, timeout=60)
+    assert help_text.returncode == 0, help_text.stderr
+    assert "run" in help_text.stdout
+
+    # A second run keeps the operator's config.
+    edited = root / "etc/jetson-client/config.json"
+    edited.write_text(json.dumps({"backend_url": "http://10.1.2.3:8000"}))
+    again = run_install(root)
+    assert again.returncode == 0, again.stderr
+    assert "keeping existing" in again.stdout
+    assert json.loads(edited.read_text()) == {"backend_url": "http://10.1.2.3:8000"}
+
+
+def test_install_rejects_unknown_options(tmp_path: Path) -> None:
+    result = run_install(tmp_path, "--frobnicate")
+    assert result.returncode == 2
+    assert "unknown option '--frobnicate'" in result.stderr
