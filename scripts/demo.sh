@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The README's main job: a local fleet on loopback (embedded SQLite), shown working, stopped cleanly.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/bootstrap.sh
+exec "${JETFLEET_VENV:-$ROOT/.venv}/bin/python" scripts/demo.py "$@"
