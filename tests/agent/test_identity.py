@@ -68,5 +68,5 @@ def test_identity_is_saved_atomically_with_mode_0600(tmp_path: Path) -> None:
 def test_corrupt_identity_file_names_the_file(tmp_path: Path) -> None:
     store = IdentityStore(tmp_path)
     store.path.write_text("{broken")
-    with pytest.raises(ConfigError, match="identity.json"):
+    with pytest.raises(ConfigError, match=r"identity\.json"):
         store.load()
