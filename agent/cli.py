@@ -8,4 +8,7 @@ agent_app = typer.Typer(help="Host agent: register, heartbeat, metrics, OTA mode
 
 
 def register(app: typer.Typer) -> None:
+    from agent import metrics_cli
+
+    metrics_cli.add_commands(agent_app)
     app.add_typer(agent_app, name="agent")
