@@ -56,15 +56,15 @@ def _platform(on_jetson: bool, arch: str) -> Platform:
 
 
 def cpu_model(host_root: Path) -> str | None:
-    """``model name`` from /proc/cpuinfo (x86); on ARM the implementer/part pair, else the device tree's cpu."""
+    """On ARM the core from the implementer/part pair; else ``model name`` (x86), else the device tree's cpu."""
     cpuinfo = jetson.read_text(host_root / "proc/cpuinfo") or ""
     fields: dict[str, str] = dict(re.findall(r"^([^\t:\n]+?)\s*:\s*(.*)$", cpuinfo, flags=re.MULTILINE))
-    if fields.get("model name"):
-        return fields["model name"]
     parts: dict[str, str] = jetson.jetson_data()["arm_cpu_parts"]
     implementer, part = fields.get("CPU implementer", "").lower(), fields.get("CPU part", "").lower()
-    if f"{implementer}:{part}" in parts:
+    if f"{implementer}:{part}" in parts:  # ARM kernels print an uninformative "ARMv8 Processor" model name
         return parts[f"{implementer}:{part}"]
+    if fields.get("model name"):
+        return fields["model name"]
     compatible = jetson.device_tree_value(host_root, "cpus/cpu@0/compatible")
     if compatible:
         vendor, _, name = compatible.splitlines()[0].partition(",")

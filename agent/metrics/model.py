@@ -6,15 +6,18 @@ names are lower-case so that every source, the exporter and the heartbeat agree.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from jetfleet.protocol import Metrics
 
-# Caps that keep a heartbeat's metrics under about 1 KB of JSON even on a machine with many sensors.
-HEARTBEAT_MAX_TEMPERATURES = 16
-HEARTBEAT_MAX_RAILS = 10
+# A heartbeat's metrics stay within 1 KB of JSON even on a machine with many sensors (an AGX Orin has about
+# 8 online zones and 4 rails): at most this many of each, and only as many as fit, in name order.
+HEARTBEAT_MAX_JSON_BYTES = 1024
+HEARTBEAT_MAX_TEMPERATURES = 12
+HEARTBEAT_MAX_RAILS = 8
 BOARD_INPUT_RAILS = ("vdd_in", "pom_5v_in")
 
 
@@ -113,9 +116,7 @@ class MetricsSnapshot(Reading):
         """The compact summary a heartbeat carries; the first disk is the one reported."""
         disk = self.disks[0] if self.disks else None
         gpu_loads = [gpu.utilization_ratio for gpu in self.gpus if gpu.utilization_ratio is not None]
-        temperatures = sorted(self.temperatures_celsius.items())[:HEARTBEAT_MAX_TEMPERATURES]
-        rails = sorted(self.power_rails.items())[:HEARTBEAT_MAX_RAILS]
-        return Metrics(
+        base = Metrics(
             cpu_utilization_ratio=_ratio(self.cpu_utilization_ratio),
             memory_used_bytes=self.memory_used_bytes,
             memory_total_bytes=self.memory_total_bytes,
@@ -124,10 +125,26 @@ class MetricsSnapshot(Reading):
             disk_used_bytes=disk.used_bytes if disk else None,
             disk_total_bytes=disk.total_bytes if disk else None,
             gpu_utilization_ratio=_ratio(max(gpu_loads)) if gpu_loads else None,
-            temperatures_celsius={name: round(value, 2) for name, value in temperatures},
-            power_watts={name: round(rail.current_watts, 3) for name, rail in rails},
             uptime_seconds=round(self.uptime_seconds, 1) if self.uptime_seconds is not None else None,
         )
+        budget = HEARTBEAT_MAX_JSON_BYTES - len(base.model_dump_json())
+        temperatures = {name: round(value, 2) for name, value in sorted(self.temperatures_celsius.items())}
+        rails = {name: round(rail.current_watts, 3) for name, rail in sorted(self.power_rails.items())}
+        temperatures, budget = _fitting(temperatures, HEARTBEAT_MAX_TEMPERATURES, budget)
+        rails, _ = _fitting(rails, HEARTBEAT_MAX_RAILS, budget)
+        return base.model_copy(update={"temperatures_celsius": temperatures, "power_watts": rails})
+
+
+def _fitting(values: dict[str, float], limit: int, budget: int) -> tuple[dict[str, float], int]:
+    """The first ``limit`` entries whose JSON (``"name":value,``) fits in ``budget`` characters; what is left."""
+    kept: dict[str, float] = {}
+    for name, value in values.items():
+        cost = len(json.dumps(name)) + len(json.dumps(value)) + 2
+        if len(kept) >= limit or cost > budget:
+            break
+        kept[name] = value
+        budget -= cost
+    return kept, budget
 
 
 def _ratio(value: float | None) -> float | None:

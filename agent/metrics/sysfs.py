@@ -24,7 +24,8 @@ FIXED_GPU_LOAD_PATHS = ("devices/platform/bus@0/17000000.gpu/load", "devices/pla
                         "devices/gpu.0/load", "devices/17000000.ga10b/load", "devices/17000000.gv11b/load",
                         "devices/17000000.gp10b/load", "devices/57000000.gpu/load")
 OFFLINE_MILLICELSIUS = -256000
-_ZONE_SUFFIXES = ("-thermal", "-therm", "_tegra")
+# Jetson zone types -> the names tegrastats prints: cpu-thermal, CPU-therm -> cpu; Tdiode_tegra -> tdiode.
+_ZONE_SUFFIXES = ("-thermal", "-therm", "_tegra", "-fan-est", "-die")
 _DROPPED_SENSOR_PREFIXES = ("pmic",)
 
 
@@ -65,6 +66,8 @@ def read_gpus(nodes: list[GpuNode]) -> tuple[GpuSample, ...]:
     for index, node in enumerate(nodes):
         load = read_int(node.load_path) if node.load_path else None
         freq = read_int(node.freq_path) if node.freq_path else None
+        if load is None and freq is None:
+            continue  # its files are gone (device removed, /sys unmounted): no made-up sample
         samples.append(GpuSample(index=str(index), name=node.name, type="integrated",
                                  utilization_ratio=load / 1000 if load is not None else None,
                                  frequency_hertz=float(freq) if freq is not None else None))
