@@ -35,12 +35,14 @@ def metrics(
 
 def parse_tegrastats() -> None:
     """Read tegrastats lines on stdin; print one JSON object per line ({"error": ...} for a bad line)."""
+    import io
     import sys
 
     from agent.metrics.report import parse_stream
 
     def write(text: str) -> None:
         sys.stdout.write(text)
-        sys.stdout.flush()
+        sys.stdout.flush()  # one object per line as it comes, for `tegrastats | jetfleet agent parse-tegrastats`
 
-    parse_stream(sys.stdin, write)
+    # Bytes that are not UTF-8 become U+FFFD: such a line is parsed (or reported) like any other.
+    parse_stream(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"), write)

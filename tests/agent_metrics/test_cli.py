@@ -19,6 +19,17 @@ def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
                           timeout=60)
 
 
+def test_parse_tegrastats_survives_bytes_that_are_not_utf8() -> None:
+    line = tegrastats_lines("nano-jp4")[0].encode()
+    stdin = b"\xff\xfe garbage \x00\n" + line.replace(b"PLL@", b"\xc3PLL@") + b"\n"
+    result = subprocess.run(jetfleet_cmd("agent", "parse-tegrastats"), input=stdin, capture_output=True,
+                            env=subprocess_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    error, sample = [json.loads(text) for text in result.stdout.decode().splitlines()]
+    assert list(error) == ["error"]
+    assert sample["ram_used_bytes"] == 1923 * 1048576 and sample["temperatures_celsius"]["cpu"] == 40.0
+
+
 def test_parse_tegrastats_prints_one_object_per_line_and_survives_garbage() -> None:
     lines = [*tegrastats_lines("xavier-nx-jp4"), "this is not tegrastats", "", *tegrastats_lines("orin-jp7")]
     result = run("agent", "parse-tegrastats", stdin="\n".join(lines) + "\n")
