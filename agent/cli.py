@@ -56,4 +56,7 @@ def _run_once(settings: AgentConfig) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from agent import metrics_cli
+
+    metrics_cli.add_commands(agent_app)
     app.add_typer(agent_app, name="agent")
