@@ -35,7 +35,7 @@ class Agent:
         self.device_id = resolve_device_id(config.device_id, self.store.load(), config.host_root)
         self.collector = MetricsCollector.detect(host_root=config.host_root, tegrastats_path=config.tegrastats_path,
                                                  disk_paths=_disk_paths(config))
-        self.hardware = probe_hardware(config.host_root)
+        self.hardware = probe_hardware(config.host_root, nvml=self.collector.nvml)
         self.client = BackendClient(config.backend_url, timeout=config.request_timeout,
                                     provisioning_key=config.api_key)
         self._probe_http = httpx.AsyncClient()

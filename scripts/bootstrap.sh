@@ -22,7 +22,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 STAMP="$VENV/.jetfleet-installed"
-HASH="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+HASH="$(cat "$ROOT/pyproject.toml" $( [ -f "$ROOT/constraints.txt" ] && echo "$ROOT/constraints.txt") | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   echo "==> installing jetfleet and its dependencies into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip

@@ -63,7 +63,9 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
-            console.print(f"  stopped {name} (exit {proc.returncode})")
+            code = proc.returncode
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+            console.print(f"  stopped {name} ({how})")
 
     def cli(self, *args: str) -> str:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "JETFLEET_BACKEND_URL": self.backend_url,
@@ -122,7 +124,7 @@ def show_fleet(fleet: Fleet, names: list[str]) -> None:
         return set(names) <= online
 
     wait_for("both agents online with metrics", all_online)
-    console.print(fleet.cli("fleet", "status"), end="")
+    sys.stdout.write(fleet.cli("fleet", "status"))
 
 
 def show_exporter(metrics_port: int, name: str) -> None:
@@ -132,7 +134,7 @@ def show_exporter(metrics_port: int, name: str) -> None:
               "jetfleet_device_info", "jetfleet_collector_up")
     for line in text.splitlines():
         if line.startswith(wanted):
-            console.print(f"  {line}")
+            sys.stdout.write(f"  {line}\n")
 
 
 def main() -> int:
