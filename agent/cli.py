@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig
+from jetfleet.cliapp import bench_app
 
 agent_app = typer.Typer(help="Host agent: register, heartbeat, metrics, OTA models.", no_args_is_help=True)
 
@@ -53,6 +54,21 @@ def _run_once(settings: AgentConfig) -> None:
     typer.echo(f"pending model updates: {len(result.response.ota)}")
     for item in result.response.ota:
         typer.echo(f"  {item.model}: {item.current_version or '-'} -> v{item.version}")
+
+
+@bench_app.command("agent")
+def bench_agent(
+    interval: float = typer.Option(1.0, min=0.1, max=3600, help="Heartbeat interval of the measured agent (s)."),
+    duration: float = typer.Option(60.0, min=5, max=3600, help="Seconds to measure (bounded)."),
+    host_root: Path = typer.Option(Path("/"), help="Host root for the metrics (e.g. a Jetson fixture tree)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Agent footprint: RSS and CPU over a run, and the heartbeat request size."""
+    from agent.bench import footprint_dict, measure
+    from jetfleet.benchout import print_result
+
+    result = measure(interval=interval, duration=duration, host_root=host_root)
+    print_result("jetfleet bench agent", footprint_dict(result), as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:

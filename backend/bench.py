@@ -143,6 +143,13 @@ def _backend(database_url: str | None, backend_url: str | None) -> Iterator[tupl
     if backend_url:
         yield backend_url.rstrip("/"), None
         return
+    with local_backend(database_url) as (url, process):
+        yield url, process
+
+
+@contextmanager
+def local_backend(database_url: str | None = None) -> Iterator[tuple[str, psutil.Process]]:
+    """A control plane subprocess on a free loopback port (fresh SQLite unless ``database_url``)."""
     import socket
     import subprocess
 

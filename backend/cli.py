@@ -53,24 +53,12 @@ def bench_backend(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Heartbeats/s and latency of the control plane under simulated devices."""
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
     from backend.bench import result_dict, run_bench
+    from jetfleet.benchout import print_result
 
     result = run_bench(devices=devices, duration=duration, concurrency=concurrency, database_url=database_url,
                        backend_url=backend_url)
-    if as_json:
-        typer.echo(json.dumps(result_dict(result)))
-        return
-    table = Table(title="jetfleet bench backend")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in result_dict(result).items():
-        table.add_row(key, str(value))
-    Console().print(table)
+    print_result("jetfleet bench backend", result_dict(result), as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:
