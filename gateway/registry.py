@@ -1,0 +1,83 @@
+"""The live fleet from the device registry: what online devices report they actually serve (pure).
+
+A device joins a pool only with what it reports: a voice (or vision) service whose last health probe
+passed, and each model it reports serving (``serving_version`` set) at its endpoint. One device's bad
+report (an unusable URL, a model name Traefik cannot route) is skipped with a warning; it never breaks
+the config the other devices are routed by.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from gateway.fleet import SERVICE_ROLES, Fleet, GatewaySettings, Node, check_url
+
+log = logging.getLogger("jetfleet.gateway.registry")
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """The columns of an online device that the gateway needs (as stored: plain JSON values)."""
+
+    device_id: str
+    services: list[Mapping[str, Any]] = field(default_factory=list)
+    models: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+def fleet_from_devices(devices: Iterable[DeviceView], settings: GatewaySettings) -> Fleet:
+    nodes: list[Node] = []
+    taken: set[tuple[str, str]] = set()  # (role, url): one node per address and role
+    for device in sorted(devices, key=lambda d: d.device_id):
+        role_urls = {role: url for role, url in served_roles(device).items() if (role, url) not in taken}
+        node = _node(device.device_id, role_urls)
+        if node is not None:
+            nodes.append(node)
+            taken.update(role_urls.items())
+    return Fleet(gateway=settings, nodes=tuple(nodes))
+
+
+def served_roles(device: DeviceView) -> dict[str, str]:
+    """``{role: url}`` the device serves right now (healthy services, serving models)."""
+    roles: dict[str, str] = {}
+    for service in device.services:
+        if service.get("role") in SERVICE_ROLES and service.get("healthy") is True:
+            _add(roles, device.device_id, str(service["role"]), service.get("url"))
+    for model in device.models:
+        if model.get("serving_version") is not None and model.get("endpoint"):
+            _add(roles, device.device_id, str(model.get("name")), _origin(str(model["endpoint"])))
+    return roles
+
+
+def _add(roles: dict[str, str], device_id: str, role: str, url: object) -> None:
+    try:
+        roles.setdefault(role, check_url(str(url)))
+    except ValueError as exc:
+        log.warning("device %s: not routing %s: %s", device_id, role, exc)
+
+
+def _origin(endpoint: str) -> str:
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else endpoint
+
+
+def _node(device_id: str, role_urls: dict[str, str]) -> Node | None:
+    if not role_urls:
+        return None
+    good = {}
+    for role, url in role_urls.items():
+        try:  # validate role by role, so one unroutable model name costs only that model
+            Node(name=device_id, url=url, roles=(role,))
+        except ValidationError as exc:
+            log.warning("device %s: not routing %s: %s", device_id, role, exc.errors()[0]["msg"])
+            continue
+        good[role] = url
+    if not good:
+        return None
+    first = next(iter(good.values()))
+    return Node(name=device_id, url=first, roles=tuple(good), urls={r: u for r, u in good.items() if u != first})

@@ -1,0 +1,191 @@
+"""Real Traefik, real nodes, all on loopback: helpers for the gateway tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from gateway.load import Outcome, Request, open_loop
+from tests.support.processes import ManagedProcess, free_port, jetfleet_cmd, wait_until
+from tests.support.system import in_ci
+
+GATEWAY_START_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="session")
+def traefik_bin() -> str:
+    from gateway.runner import find_traefik
+    from jetfleet.errors import ConfigError
+
+    try:
+        return find_traefik()
+    except ConfigError as exc:
+        if in_ci():
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+def voice_node_argv(name: str, port: int, delay_ms: float) -> list[str]:
+    """The one place that decides what a voice node is in these tests."""
+    import sys
+
+    return [sys.executable, "-m", "tests.gateway.standin_voice", "--port", str(port), "--node-name", name,
+            "--delay-ms", str(delay_ms)]
+
+
+def echo_node_argv(name: str, port: int, delay_ms: float = 0.0) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "gateway.echo_node", "--port", str(port), "--name", name, "--delay-ms", str(delay_ms)]
+
+
+class Node:
+    """A node process on a fixed loopback port that can be killed and restarted."""
+
+    def __init__(self, workdir: Path, name: str, kind: str = "voice", delay_ms: float = 2.0) -> None:
+        self.workdir, self.name, self.kind, self.delay_ms = workdir, name, kind, delay_ms
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: ManagedProcess | None = None
+        self._starts = 0
+
+    def start(self, timeout: float = 60.0) -> None:
+        self._starts += 1
+        make = voice_node_argv if self.kind == "voice" else echo_node_argv
+        self.process = ManagedProcess(make(self.name, self.port, self.delay_ms),
+                                      self.workdir / f"{self.name}-{self._starts}.log")
+        self.process.wait_http(self.url + "/health", timeout)
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.kill9()
+        self.process.stop()
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
+def start_nodes(workdir: Path, names: Sequence[str], kind: str = "voice", delay_ms: float = 2.0) -> list[Node]:
+    nodes = [Node(workdir, name, kind, delay_ms) for name in names]
+    started: list[Node] = []
+    try:
+        for node in nodes:  # one at a time: starting Python processes is CPU-bound on 2 cores
+            node.start()
+            started.append(node)
+    except BaseException:
+        for node in started:
+            node.stop()
+        raise
+    return nodes
+
+
+def gateway_settings(**overrides: Any) -> dict[str, Any]:
+    ports = {"port": free_port(), "api_port": free_port(), "metrics_port": free_port(), "health_port": free_port()}
+    return {"host": "127.0.0.1", "metrics_host": "127.0.0.1", "access_log": False, **ports, **overrides}
+
+
+class Gateway:
+    """``jetfleet gateway run`` as a child process, and Traefik's API as it sees the nodes."""
+
+    def __init__(self, workdir: Path, args: Sequence[str], settings: dict[str, Any],
+                 fleet_file: Path | None = None) -> None:
+        self.workdir = workdir
+        self.fleet_file = fleet_file
+        self.settings = settings
+        self.url = f"http://127.0.0.1:{settings['port']}"
+        self.api = f"http://127.0.0.1:{settings['api_port']}"
+        self.metrics_url = f"http://127.0.0.1:{settings['metrics_port']}/metrics"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.process = ManagedProcess(jetfleet_cmd("gateway", "run", "--work-dir", str(workdir / "traefik"), *args),
+                                      workdir / "gateway.log")
+
+    @classmethod
+    def for_fleet(cls, workdir: Path, nodes: list[dict[str, Any]], **settings: Any) -> Gateway:
+        full = gateway_settings(**settings)
+        workdir.mkdir(parents=True, exist_ok=True)
+        fleet_file = workdir / "fleet.yml"
+        fleet_file.write_text(yaml.safe_dump({"gateway": full, "nodes": nodes}))
+        return cls(workdir, ["--fleet", str(fleet_file)], full, fleet_file)
+
+    def wait_ready(self, services: Sequence[str] = ()) -> None:
+        """Until Traefik runs and each of ``services`` reports every server UP."""
+        self.process.wait_http(self.api + "/ping", GATEWAY_START_TIMEOUT)
+        for service in services:
+            wait_until(lambda s=service: self.all_up(s), 30, what=f"every server of {service} UP")  # type: ignore[misc]
+
+    def services(self) -> list[dict[str, Any]]:
+        response = httpx.get(self.api + "/api/http/services", params={"per_page": 1000}, timeout=5)
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    def server_status(self, service: str) -> dict[str, str]:
+        response = httpx.get(f"{self.api}/api/http/services/{service}", timeout=5)
+        if response.status_code == 404:
+            return {}
+        response.raise_for_status()
+        return dict(response.json().get("serverStatus") or {})
+
+    def all_up(self, service: str) -> bool:
+        status = self.server_status(service)
+        return bool(status) and all(state == "UP" for state in status.values())
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+
+def run_stream(request: Request, *, rate: float, count: int, timeout: float = 20.0) -> tuple[threading.Thread,
+                                                                                             list[Outcome]]:
+    """Start an open-loop stream in a thread; join the thread, then read the outcomes."""
+    outcomes: list[Outcome] = []
+
+    def target() -> None:
+        outcomes.extend(asyncio.run(open_loop(request, rate=rate, count=count, timeout=timeout)))
+
+    thread = threading.Thread(target=target, name="load", daemon=True)
+    thread.start()
+    return thread, outcomes
+
+
+def command(index: int) -> dict[str, Any]:
+    return {"command": ["sta op", "zit", "stop", "kom hier"][index % 4]}
+
+
+def voice_request(gateway: Gateway) -> Request:
+    return Request("POST", gateway.url + "/api/voice/listen", json=command)
+
+
+def wait_status(gateway: Gateway, service: str, url: str, state: str, timeout: float) -> float:
+    """Seconds until Traefik's API reports ``url`` in ``service`` as ``state`` (polled every 20 ms)."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if gateway.server_status(service).get(url) == state:
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise AssertionError(f"{url} in {service} not {state} within {timeout}s: {gateway.server_status(service)}")
+
+
+def describe(outcomes: Sequence[Outcome]) -> str:
+    bad = [o for o in outcomes if not o.ok]
+    return json.dumps([{"t": round(o.sent_at, 3), "status": o.status, "error": o.error} for o in bad[:10]])
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[Any]]:
+    """Things with a ``stop()`` to stop at the end of the test, last first."""
+    things: list[Any] = []
+    yield things
+    for thing in reversed(things):
+        thing.stop()

@@ -1,0 +1,73 @@
+"""Load balancing across three voice nodes behind the real Traefik: how each strategy spreads commands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.load import closed_loop, failures, share_by_node
+from tests.gateway.conftest import Gateway, Node, command, describe, start_nodes, voice_request
+
+
+def _fleet(nodes: list[Node]) -> list[dict[str, Any]]:
+    return [{"name": n.name, "url": n.url, "roles": ["voice"]} for n in nodes]
+
+
+def test_wrr_spreads_commands_evenly(traefik_bin: str, tmp_path: Path, cleanup: list[Any]) -> None:
+    nodes = start_nodes(tmp_path, ["jetson-a", "jetson-b", "jetson-c"])
+    cleanup.extend(nodes)
+    gateway = Gateway.for_fleet(tmp_path / "gw", _fleet(nodes), strategy="wrr")
+    cleanup.append(gateway)
+    gateway.wait_ready(["voice@file"])
+
+    with httpx.Client(timeout=10) as client:
+        answers = [client.post(gateway.url + "/api/voice/listen", json=command(i)) for i in range(90)]
+
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][:3]
+    served = [a.json()["node"] for a in answers]
+    assert {name: served.count(name) for name in set(served)} == {"jetson-a": 30, "jetson-b": 30, "jetson-c": 30}
+    assert [a.json()["command"] for a in answers[:4]] == ["sta op", "zit", "stop", "kom hier"]
+
+
+def _throttle(pid: int, stop: threading.Event, paused: float = 0.15, running: float = 0.05) -> None:
+    """Pause the process most of the time, like a throttled board (SIGSTOP/SIGCONT by PID)."""
+    try:
+        while not stop.is_set():
+            os.kill(pid, signal.SIGSTOP)
+            stop.wait(paused)
+            os.kill(pid, signal.SIGCONT)
+            stop.wait(running)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_leasttime_avoids_a_slowed_node(traefik_bin: str, tmp_path: Path, cleanup: list[Any]) -> None:
+    nodes = start_nodes(tmp_path, ["jetson-a", "jetson-b", "jetson-slow"])
+    cleanup.extend(nodes)
+    gateway = Gateway.for_fleet(tmp_path / "gw", _fleet(nodes), strategy="leasttime", health_timeout="1s",
+                                health_interval="2s")
+    cleanup.append(gateway)
+    gateway.wait_ready(["voice@file"])
+    slow = nodes[2].process
+    assert slow is not None
+    stop = threading.Event()
+    throttler = threading.Thread(target=_throttle, args=(slow.pid, stop), daemon=True)
+    throttler.start()
+    try:
+        outcomes, _ = asyncio.run(closed_loop(voice_request(gateway), concurrency=4, duration=8, max_requests=400))
+    finally:
+        stop.set()
+        throttler.join(5)
+
+    assert not failures(outcomes), describe(outcomes)
+    shares = share_by_node(outcomes)
+    total = sum(shares.values())
+    assert total >= 50
+    assert shares["jetson-slow"] / total < 0.1, shares  # wrr would give it a third
+    assert shares["jetson-a"] > 0 and shares["jetson-b"] > 0, shares
