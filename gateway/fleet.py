@@ -31,7 +31,8 @@ A fleet file is YAML::
         url: http://192.168.1.21:8000       # scheme://host[:port], no path
         roles: [voice, yolov8n]             # voice, vision, or model names (routed as /v2/models/NAME/...)
         weight: 1                           # share of the traffic relative to the other nodes
-        backup: false                       # true: used only while every primary of the role is down
+        backup: false                       # true: for each of its roles that has a primary node, used only
+                                            # while every primary is down (a role with only backups uses them)
         urls: {yolov8n: "http://192.168.1.21:9000"}   # optional: a role served at another address
 """
 
@@ -180,9 +181,6 @@ class Fleet(_Strict):
 
 
 def _check_role(role: str, nodes: list[Node]) -> None:
-    if all(node.backup for node in nodes):
-        raise ValueError(f"role '{role}' has no primary node, only backups ({[n.name for n in nodes]}): "
-                         "set backup: false on at least one of them")
     urls = [node.url_for(role) for node in nodes]
     repeated = sorted({url for url in urls if urls.count(url) > 1})
     if repeated:

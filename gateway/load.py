@@ -11,7 +11,7 @@ import asyncio
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,19 +67,21 @@ def _node(response: httpx.Response) -> str | None:
 
 
 async def open_loop(request: Request, *, rate: float, count: int, timeout: float = 10.0,
-                    on_sent: Callable[[int], None] | None = None) -> list[Outcome]:
-    """Send ``count`` requests at ``rate`` per second, each bounded by ``timeout``."""
+                    epoch: float | None = None) -> list[Outcome]:
+    """Send ``count`` requests at ``rate`` per second, each bounded by ``timeout``.
+
+    Request ``i`` is due at ``epoch + i / rate`` (``epoch``: a ``time.perf_counter()`` value, default now),
+    and ``Outcome.sent_at`` counts from ``epoch``, so a caller can line events up with the stream.
+    """
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
-        started = time.perf_counter()
+        started = time.perf_counter() if epoch is None else epoch
         tasks = []
         for index in range(count):
             delay = started + index / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(_send(client, request, index, started)))
-            if on_sent is not None:
-                on_sent(index)
         return list(await asyncio.gather(*tasks))
 
 
@@ -104,7 +106,7 @@ def failures(outcomes: Sequence[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if not o.ok]
 
 
-def share_by_node(outcomes: Sequence[Outcome]) -> Counter[str]:
+def share_by_node(outcomes: Iterable[Outcome]) -> Counter[str]:
     return Counter(o.node or "?" for o in outcomes if o.ok)
 
 

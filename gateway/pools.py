@@ -66,7 +66,9 @@ def plan_pools(fleet: Fleet, *, always: tuple[str, ...] = ()) -> list[Pool]:
     """One pool per role, in a stable order; roles in ``always`` get a pool even with no node."""
     pools = []
     for role in sorted(set(fleet.roles()) | set(always)):
-        members = tuple(Member(node.name, node.url_for(role), node.weight, node.backup)
-                        for node in sorted(fleet.nodes, key=lambda n: n.name) if role in node.roles)
+        nodes = [node for node in sorted(fleet.nodes, key=lambda n: n.name) if role in node.roles]
+        has_primary = any(not node.backup for node in nodes)  # a backup of nothing is simply the pool
+        members = tuple(Member(node.name, node.url_for(role), node.weight, node.backup and has_primary)
+                        for node in nodes)
         pools.append(Pool(service_name(role), role, health_path(role), routes_for(role), members))
     return pools

@@ -145,17 +145,30 @@ class Gateway:
         return self.process.stop()
 
 
-def run_stream(request: Request, *, rate: float, count: int, timeout: float = 20.0) -> tuple[threading.Thread,
-                                                                                             list[Outcome]]:
-    """Start an open-loop stream in a thread; join the thread, then read the outcomes."""
-    outcomes: list[Outcome] = []
+class Stream:
+    """An open-loop stream in a thread; ``now()`` is on the clock of ``Outcome.sent_at``."""
 
-    def target() -> None:
-        outcomes.extend(asyncio.run(open_loop(request, rate=rate, count=count, timeout=timeout)))
+    def __init__(self, request: Request, *, rate: float, count: int, timeout: float = 20.0) -> None:
+        self.outcomes: list[Outcome] = []
+        self.epoch = time.perf_counter() + 0.2  # the first request leaves once the thread runs
 
-    thread = threading.Thread(target=target, name="load", daemon=True)
-    thread.start()
-    return thread, outcomes
+        def target() -> None:
+            self.outcomes.extend(asyncio.run(open_loop(request, rate=rate, count=count, timeout=timeout,
+                                                       epoch=self.epoch)))
+
+        self.thread = threading.Thread(target=target, name="load", daemon=True)
+        self.thread.start()
+
+    def now(self) -> float:
+        return time.perf_counter() - self.epoch
+
+    def sleep_until(self, at: float) -> None:
+        time.sleep(max(0.0, at - self.now()))
+
+    def join(self, timeout: float) -> list[Outcome]:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the load stream did not finish in time"
+        return self.outcomes
 
 
 def command(index: int) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""Nodes crash under a steady stream of commands: no client request fails, Traefik notices within a second.
+
+The fleets here opt in to ``retry_in_flight: [voice]``: the stream's commands go to ``robot: none``
+nodes, so re-running a command that was in flight on the crashed node is harmless. Requests that never
+reached the dead node are retried by default (the passive check ejects it on the first failure, so the
+retry cannot land on it again).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gateway.load import failures, share_by_node
+from tests.gateway.conftest import Gateway, Stream, describe, start_nodes, voice_request, wait_status
+
+RATE = 50.0  # requests per second: a busy voice fleet, modest for a 2-core CI machine
+
+
+def test_sigkill_during_a_stream_of_1000_commands_loses_none(traefik_bin: str, tmp_path: Path,
+                                                            cleanup: list[Any]) -> None:
+    nodes = start_nodes(tmp_path, ["jetson-a", "jetson-b", "jetson-c"])
+    cleanup.extend(nodes)
+    fleet = [{"name": n.name, "url": n.url, "roles": ["voice"]} for n in nodes]
+    # A 500 ms probe keeps "removed within 1 s" true with a margin on a loaded machine (detection <= interval).
+    gateway = Gateway.for_fleet(tmp_path / "gw", fleet, strategy="wrr", health_interval="500ms",
+                                health_timeout="400ms", retry_in_flight=["voice"])
+    cleanup.append(gateway)
+    gateway.wait_ready(["voice@file"])
+    victim = nodes[1]
+
+    stream = Stream(voice_request(gateway), rate=RATE, count=1000)
+    stream.sleep_until(4.0)
+    victim.kill9()
+    removed_after = wait_status(gateway, "voice@file", victim.url, "DOWN", timeout=10)
+    stream.sleep_until(10.0)
+    victim.start()  # returns once the node answers /health
+    restarted_at = stream.now()
+    readded_after = wait_status(gateway, "voice@file", victim.url, "UP", timeout=10)
+    outcomes = stream.join(60)
+
+    assert len(outcomes) == 1000
+    assert not failures(outcomes), describe(outcomes)
+    assert removed_after < 1.0, f"removed {removed_after:.2f}s after the kill"
+    assert readded_after < 1.0, f"re-added {readded_after:.2f}s after the restart"
+    back = share_by_node(o for o in outcomes if o.sent_at > restarted_at + readded_after + 0.5)
+    assert back["jetson-b"] > 0, f"the restarted node gets traffic again: {back}"
+
+
+def test_failover_primary_killed_loses_nothing_and_traffic_returns(traefik_bin: str, tmp_path: Path,
+                                                                   cleanup: list[Any]) -> None:
+    primary, backup = start_nodes(tmp_path, ["jetson-primary", "jetson-backup"])
+    cleanup.extend([primary, backup])
+    fleet = [{"name": primary.name, "url": primary.url, "roles": ["voice"]},
+             {"name": backup.name, "url": backup.url, "roles": ["voice"], "backup": True}]
+    gateway = Gateway.for_fleet(tmp_path / "gw", fleet, retry_in_flight=["voice"])
+    cleanup.append(gateway)
+    gateway.wait_ready(["voice-primary@file", "voice-backup@file"])
+
+    stream = Stream(voice_request(gateway), rate=RATE, count=600)
+    stream.sleep_until(3.0)
+    primary.kill9()
+    killed_at = stream.now()
+    wait_status(gateway, "voice-primary@file", primary.url, "DOWN", timeout=10)
+    stream.sleep_until(killed_at + 3.0)
+    restart_at = stream.now()
+    primary.start()
+    wait_status(gateway, "voice-primary@file", primary.url, "UP", timeout=10)
+    back_at = stream.now()
+    outcomes = stream.join(60)
+
+    assert len(outcomes) == 600
+    assert not failures(outcomes), describe(outcomes)
+    before = share_by_node(o for o in outcomes if o.sent_at < killed_at - 0.1)
+    during = share_by_node(o for o in outcomes if killed_at + 0.1 < o.sent_at < restart_at)
+    after = share_by_node(o for o in outcomes if o.sent_at > back_at + 0.2)
+    assert set(before) == {"jetson-primary"}, before  # the backup idles while the primary is up
+    assert set(during) == {"jetson-backup"}, during
+    assert set(after) == {"jetson-primary"} and sum(after.values()) > 50, after

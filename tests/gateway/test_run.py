@@ -1,0 +1,83 @@
+"""``jetfleet gateway run``: the real Traefik behind the gateway's own /health, stopped cleanly by PID."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.health import summarize
+from tests.gateway.conftest import Gateway, start_nodes, wait_status
+from tests.support.processes import wait_until
+
+
+def _health(gateway: Gateway) -> tuple[int, dict[str, Any]]:
+    response = httpx.get(gateway.url + "/health", timeout=5)
+    return response.status_code, response.json()
+
+
+def test_gateway_health_reports_every_backend_and_sigterm_stops_traefik(traefik_bin: str, tmp_path: Path,
+                                                                        cleanup: list[Any]) -> None:
+    nodes = start_nodes(tmp_path, ["jetson-a", "jetson-b"])
+    cleanup.extend(nodes)
+    fleet = [{"name": n.name, "url": n.url, "roles": ["voice"]} for n in nodes]
+    gateway = Gateway.for_fleet(tmp_path / "gw", fleet, strategy="wrr")
+    cleanup.append(gateway)
+    gateway.wait_ready(["voice@file"])
+
+    code, body = _health(gateway)
+    assert code == 200 and body["status"] == "ok", body
+    assert {(b["node"], b["status"]) for b in body["backends"]} == {("jetson-a", "UP"), ("jetson-b", "UP")}
+    assert body["services"] == {"voice@file": "available"}
+
+    nodes[0].kill9()
+    wait_status(gateway, "voice@file", nodes[0].url, "DOWN", timeout=10)
+    code, body = _health(gateway)
+    assert code == 200 and body["status"] == "degraded"
+    assert {b["node"]: b["status"] for b in body["backends"]} == {"jetson-a": "DOWN", "jetson-b": "UP"}
+
+    nodes[1].kill9()
+    wait_status(gateway, "voice@file", nodes[1].url, "DOWN", timeout=10)
+    code, body = _health(gateway)
+    assert code == 503 and body["status"] == "down" and body["services"] == {"voice@file": "unavailable"}
+
+    match = re.search(r"traefik started \(pid (\d+)\)", gateway.process.output())
+    assert match, gateway.process.output()
+    traefik_pid = int(match.group(1))
+    began = time.monotonic()
+    gateway.process.signal(signal.SIGTERM)
+    gateway.process.proc.wait(15)
+    assert gateway.process.proc.returncode == 0
+    assert time.monotonic() - began < 10
+    wait_until(lambda: not os.path.exists(f"/proc/{traefik_pid}"), 5, what="traefik gone")
+    assert f"traefik (pid {traefik_pid}) stopped" in gateway.process.output()
+
+
+def _lb(name: str, status: dict[str, str], enabled: bool = True) -> dict[str, Any]:
+    return {"name": name, "provider": "file", "type": "loadbalancer", "status": "enabled" if enabled else "disabled",
+            "loadBalancer": {"servers": [{"url": url} for url in status]}, "serverStatus": status}
+
+
+def test_health_counts_a_failover_as_available_while_its_backup_is_up() -> None:
+    services = [
+        {"name": "voice@file", "provider": "file", "type": "failover", "status": "enabled",
+         "failover": {"service": "voice-primary", "fallback": "voice-backup"}},
+        _lb("voice-primary@file", {"http://a:1": "DOWN"}),
+        _lb("voice-backup@file", {"http://b:1": "UP"}),
+        _lb("vision@http", {}),  # the registry's empty pool: no node, not counted
+        _lb("gateway-health@file", {"http://127.0.0.1:8890": "UP"}),
+        {"name": "api@internal", "provider": "internal", "status": "enabled"},
+    ]
+    code, body = summarize(services, {"http://a:1": "jetson-a"})
+    assert code == 200 and body["status"] == "degraded"
+    assert body["services"] == {"voice@file": "available", "vision@http": "unavailable"}
+    assert body["backends"][0] == {"service": "voice-backup@file", "url": "http://b:1", "status": "UP", "node": None}
+
+    services[2] = _lb("voice-backup@file", {"http://b:1": "DOWN"})
+    assert summarize(services)[0] == 503
+    assert summarize([_lb("model-x@file", {"http://c:1": "UP"}, enabled=False)])[0] == 503
