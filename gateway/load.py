@@ -55,7 +55,7 @@ async def _send(client: httpx.AsyncClient, request: Request, index: int, started
 
 
 def _node(response: httpx.Response) -> str | None:
-    header = response.headers.get("x-node")
+    header: str | None = response.headers.get("x-node")
     if header:
         return header
     try:
