@@ -67,11 +67,12 @@ def _node(response: httpx.Response) -> str | None:
 
 
 async def open_loop(request: Request, *, rate: float, count: int, timeout: float = 10.0,
-                    epoch: float | None = None) -> list[Outcome]:
+                    epoch: float | None = None, sink: list[Outcome] | None = None) -> list[Outcome]:
     """Send ``count`` requests at ``rate`` per second, each bounded by ``timeout``.
 
     Request ``i`` is due at ``epoch + i / rate`` (``epoch``: a ``time.perf_counter()`` value, default now),
-    and ``Outcome.sent_at`` counts from ``epoch``, so a caller can line events up with the stream.
+    and ``Outcome.sent_at`` counts from ``epoch``, so a caller can line events up with the stream. Each
+    outcome is also appended to ``sink`` as soon as it is known (to watch a stream while it runs).
     """
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
@@ -81,8 +82,16 @@ async def open_loop(request: Request, *, rate: float, count: int, timeout: float
             delay = started + index / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_send(client, request, index, started)))
+            tasks.append(asyncio.create_task(_send_into(sink, client, request, index, started)))
         return list(await asyncio.gather(*tasks))
+
+
+async def _send_into(sink: list[Outcome] | None, client: httpx.AsyncClient, request: Request, index: int,
+                     started: float) -> Outcome:
+    outcome = await _send(client, request, index, started)
+    if sink is not None:
+        sink.append(outcome)
+    return outcome
 
 
 async def closed_loop(request: Request, *, concurrency: int, duration: float, max_requests: int = 1_000_000,

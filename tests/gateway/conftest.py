@@ -150,17 +150,21 @@ class Stream:
 
     def __init__(self, request: Request, *, rate: float, count: int, timeout: float = 20.0) -> None:
         self.outcomes: list[Outcome] = []
+        self._live: list[Outcome] = []
         self.epoch = time.perf_counter() + 0.2  # the first request leaves once the thread runs
 
         def target() -> None:
             self.outcomes.extend(asyncio.run(open_loop(request, rate=rate, count=count, timeout=timeout,
-                                                       epoch=self.epoch)))
+                                                       epoch=self.epoch, sink=self._live)))
 
         self.thread = threading.Thread(target=target, name="load", daemon=True)
         self.thread.start()
 
     def now(self) -> float:
         return time.perf_counter() - self.epoch
+
+    def outcomes_so_far(self) -> list[Outcome]:
+        return list(self._live)
 
     def sleep_until(self, at: float) -> None:
         time.sleep(max(0.0, at - self.now()))
