@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,8 @@ from typing import Any
 import httpx
 
 from gateway.health import summarize
-from tests.gateway.conftest import Gateway, start_nodes, wait_status
-from tests.support.processes import wait_until
+from tests.gateway.conftest import Gateway, command, start_nodes, wait_status
+from tests.support.processes import jetfleet_cmd, subprocess_env, wait_until
 
 
 def _health(gateway: Gateway) -> tuple[int, dict[str, Any]]:
@@ -34,6 +36,17 @@ def test_gateway_health_reports_every_backend_and_sigterm_stops_traefik(traefik_
     assert code == 200 and body["status"] == "ok", body
     assert {(b["node"], b["status"]) for b in body["backends"]} == {("jetson-a", "UP"), ("jetson-b", "UP")}
     assert body["services"] == {"voice@file": "available"}
+
+    with httpx.Client(timeout=10) as client:
+        for i in range(6):
+            assert client.post(gateway.url + "/api/voice/listen", json=command(i)).status_code == 200
+    snapshot = json.loads(_monitor(gateway, "--json"))
+    assert [(n["name"], n["online"], n["traefik_up"], n["command_count"]) for n in snapshot["nodes"]] == [
+        ("jetson-a", True, True, 3), ("jetson-b", True, True, 3)]
+    assert snapshot["services"] == [{"name": "voice@file", "servers_up": 2, "servers": 2, "requests": 6,
+                                     "errors": 0}]
+    table = _monitor(gateway)
+    assert "jetson-a" in table and "online" in table and "voice@file" in table
 
     nodes[0].kill9()
     wait_status(gateway, "voice@file", nodes[0].url, "DOWN", timeout=10)
@@ -56,6 +69,14 @@ def test_gateway_health_reports_every_backend_and_sigterm_stops_traefik(traefik_
     assert time.monotonic() - began < 10
     wait_until(lambda: not os.path.exists(f"/proc/{traefik_pid}"), 5, what="traefik gone")
     assert f"traefik (pid {traefik_pid}) stopped" in gateway.process.output()
+
+
+def _monitor(gateway: Gateway, *args: str) -> str:
+    assert gateway.fleet_file is not None
+    result = subprocess.run(jetfleet_cmd("gateway", "monitor", "--once", "--fleet", str(gateway.fleet_file), *args),
+                            capture_output=True, text=True, env=subprocess_env(COLUMNS="200"), timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def _lb(name: str, status: dict[str, str], enabled: bool = True) -> dict[str, Any]:
