@@ -59,8 +59,9 @@ def run_gateway_demo(nodes: Sequence[DemoNode], kill: Callable[[str], None], wor
     """Run the demo; ``kill(name)`` must crash that node (e.g. SIGKILL its process)."""
     out = console or Console()
     ports = {key: _free_port() for key in ("port", "api_port", "metrics_port", "health_port")}
+    # The demo's nodes drive no robot, so re-running a command that was in flight on the killed node is harmless.
     fleet = {"gateway": {"host": "127.0.0.1", "metrics_host": "127.0.0.1", "strategy": "leasttime",
-                         "access_log": False, "retry_in_flight": ["voice"], **ports},  # robot none: a re-run is harmless
+                         "access_log": False, "retry_in_flight": ["voice"], **ports},
              "nodes": [{"name": n.name, "url": n.url, "roles": ["voice"]} for n in nodes]}
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "fleet.yml").write_text(yaml.safe_dump(fleet, sort_keys=False))

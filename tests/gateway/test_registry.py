@@ -169,8 +169,9 @@ def test_new_jetson_joins_within_two_polls_and_leaves_when_its_heartbeats_stop(
     assert not failures(outcomes), describe(outcomes)
     assert share_by_node(o for o in outcomes if o.sent_at > removed_at + 0.2)[newcomer.name] == 0
 
-    monitor = subprocess.run(jetfleet_cmd("gateway", "monitor", "--once", "--json", "--from-backend", sqlite_backend.url,
-                                          "--token", sqlite_backend.admin_token, "--settings", str(settings_file)),
+    monitor = subprocess.run(jetfleet_cmd("gateway", "monitor", "--once", "--json", "--from-backend",
+                                          sqlite_backend.url, "--token", sqlite_backend.admin_token,
+                                          "--settings", str(settings_file)),
                              capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert monitor.returncode == 0, monitor.stderr
     snapshot = json.loads(monitor.stdout)
