@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from jetfleet.cliapp import bench_app
 from jetfleet.clioptions import JsonOutput, Token
 from jetfleet.errors import ConfigError
 
@@ -198,6 +199,28 @@ def health(
     while not stop.wait(0.5):
         pass
     server.stop()
+
+
+@bench_app.command("gateway")
+def bench_gateway(
+    sections: str = typer.Option(",".join(("overhead", "audio", "failover")),
+                                 help="Comma-separated: overhead, audio, failover."),
+    duration: float = typer.Option(5.0, min=1, max=120, help="Seconds per throughput run (overhead)."),
+    audio_seconds: float = typer.Option(20.0, min=2, max=600, help="Seconds of load per audio run."),
+    work_dir: Path | None = typer.Option(None, help="Logs and configs (default: a temporary dir)."),
+    as_json: JsonOutput = False,
+) -> None:
+    """Traefik's cost (direct vs gateway), audio throughput with 1-3 voice nodes, losses when a node dies."""
+    from gateway.bench import SECTIONS, run_bench
+    from jetfleet.benchout import print_result
+
+    chosen = [s.strip() for s in sections.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}", key="--sections")
+    with tempfile.TemporaryDirectory(prefix="jetfleet-bench-gateway-") as tmp:
+        result = run_bench(chosen, work_dir or Path(tmp), duration=duration, audio_seconds=audio_seconds)
+    print_result("jetfleet bench gateway", result, as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:

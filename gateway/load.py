@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -126,3 +127,34 @@ def percentile(values: Sequence[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[max(0, min(98, round(q) - 1))]
+
+
+class BackgroundStream:
+    """An ``open_loop`` stream in a thread; ``now()`` is on the clock of ``Outcome.sent_at``."""
+
+    def __init__(self, request: Request, *, rate: float, count: int, timeout: float = 20.0) -> None:
+        self.outcomes: list[Outcome] = []
+        self._live: list[Outcome] = []
+        self.epoch = time.perf_counter() + 0.2  # the first request leaves once the thread runs
+
+        def target() -> None:
+            self.outcomes.extend(asyncio.run(open_loop(request, rate=rate, count=count, timeout=timeout,
+                                                       epoch=self.epoch, sink=self._live)))
+
+        self.thread = threading.Thread(target=target, name="load", daemon=True)
+        self.thread.start()
+
+    def now(self) -> float:
+        return time.perf_counter() - self.epoch
+
+    def sleep_until(self, at: float) -> None:
+        time.sleep(max(0.0, at - self.now()))
+
+    def outcomes_so_far(self) -> list[Outcome]:
+        return list(self._live)
+
+    def join(self, timeout: float) -> list[Outcome]:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise TimeoutError("the load stream did not finish in time")
+        return self.outcomes

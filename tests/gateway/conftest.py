@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -14,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from gateway.load import Outcome, Request, open_loop
+from gateway.load import BackgroundStream, Outcome, Request
 from tests.support.processes import ManagedProcess, free_port, jetfleet_cmd, wait_until
 from tests.support.system import in_ci
 
@@ -145,34 +143,7 @@ class Gateway:
         return self.process.stop()
 
 
-class Stream:
-    """An open-loop stream in a thread; ``now()`` is on the clock of ``Outcome.sent_at``."""
-
-    def __init__(self, request: Request, *, rate: float, count: int, timeout: float = 20.0) -> None:
-        self.outcomes: list[Outcome] = []
-        self._live: list[Outcome] = []
-        self.epoch = time.perf_counter() + 0.2  # the first request leaves once the thread runs
-
-        def target() -> None:
-            self.outcomes.extend(asyncio.run(open_loop(request, rate=rate, count=count, timeout=timeout,
-                                                       epoch=self.epoch, sink=self._live)))
-
-        self.thread = threading.Thread(target=target, name="load", daemon=True)
-        self.thread.start()
-
-    def now(self) -> float:
-        return time.perf_counter() - self.epoch
-
-    def outcomes_so_far(self) -> list[Outcome]:
-        return list(self._live)
-
-    def sleep_until(self, at: float) -> None:
-        time.sleep(max(0.0, at - self.now()))
-
-    def join(self, timeout: float) -> list[Outcome]:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the load stream did not finish in time"
-        return self.outcomes
+Stream = BackgroundStream
 
 
 def command(index: int) -> dict[str, Any]:
