@@ -77,6 +77,7 @@ class Node:
 
     def __init__(self, workdir: Path, name: str, argv_for_port: Any, cpu: int | None = None) -> None:
         self.workdir, self.name, self._argv_for_port, self.cpu = workdir, name, argv_for_port, cpu
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: Proc | None = None
