@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 import jetfleet
-from backend import api_devices, api_gateway
+from backend import api_devices, api_gateway, api_monitoring
 from backend.desired_state import DesiredState
 from backend.ingest import HeartbeatIngest
 from backend.metrics import BackendCounters, FleetCollector
@@ -61,6 +61,7 @@ def create_app(settings: BackendSettings, engine: Engine, *, manifest_public_key
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api_devices.router)
+    app.include_router(api_monitoring.router)
     app.include_router(api_gateway.router)
     app.add_exception_handler(JetfleetError, _jetfleet_error)
     return app
