@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 
-from gateway.fleet import Fleet
+from gateway.fleet import SERVICE_ROLES, Fleet
 from gateway.health import PROVIDERS
+from gateway.registry import endpoint_origin
 from gateway.render import HEALTH_SERVICE
 from gateway.traefik_api import TraefikMetrics, TraefikUnavailable, fetch_metrics, fetch_services, server_status
 from jetfleet.protocol import DeviceRecord
@@ -74,8 +75,9 @@ def targets_from_devices(devices: list[DeviceRecord]) -> list[NodeTarget]:
     targets = []
     for device in devices:
         voice = next((s.url for s in device.services if s.role == "voice"), None)
-        urls = {s.url for s in device.services} | {m.endpoint for m in device.models if m.endpoint}
-        roles = tuple(s.role for s in device.services) + tuple(m.name for m in device.models if m.serving_version)
+        routed = [s for s in device.services if s.role in SERVICE_ROLES]
+        urls = {s.url for s in routed} | {endpoint_origin(m.endpoint) for m in device.models if m.endpoint}
+        roles = tuple(s.role for s in routed) + tuple(m.name for m in device.models if m.serving_version is not None)
         targets.append(NodeTarget(device.device_id, roles, tuple(sorted(u.rstrip("/") for u in urls)), voice,
                                   device.status))
     return targets

@@ -50,7 +50,7 @@ def served_roles(device: DeviceView) -> dict[str, str]:
             _add(roles, device.device_id, str(service["role"]), service.get("url"))
     for model in device.models:
         if model.get("serving_version") is not None and model.get("endpoint"):
-            _add(roles, device.device_id, str(model.get("name")), _origin(str(model["endpoint"])))
+            _add(roles, device.device_id, str(model.get("name")), endpoint_origin(str(model["endpoint"])))
     return roles
 
 
@@ -61,7 +61,8 @@ def _add(roles: dict[str, str], device_id: str, role: str, url: object) -> None:
         log.warning("device %s: not routing %s: %s", device_id, role, exc)
 
 
-def _origin(endpoint: str) -> str:
+def endpoint_origin(endpoint: str) -> str:
+    """``scheme://host:port`` of a model endpoint (requests keep their own ``/v2/models/...`` path)."""
     parts = urlsplit(endpoint)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else endpoint
 
