@@ -97,7 +97,6 @@ def run(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _one_source(fleet, from_backend)
-    binary = find_traefik(traefik)
     with tempfile.TemporaryDirectory(prefix="jetfleet-gateway-") as tmp:
         directory = work_dir or Path(tmp)
         if fleet is not None:
@@ -105,7 +104,7 @@ def run(
         else:
             plan, _ = backend_run(str(from_backend), token, _settings(settings_file),
                                   directory.resolve() / "health.yml")
-        code = run_gateway(plan, binary)
+        code = run_gateway(plan, find_traefik(traefik))
     raise typer.Exit(code)
 
 
