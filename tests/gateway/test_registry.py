@@ -182,3 +182,26 @@ def test_new_jetson_joins_within_two_polls_and_leaves_when_its_heartbeats_stop(
     assert by_name["jetson-a"]["command_count"] > 0 and by_name["jetson-a"]["latency_p50_ms"] is not None
     voice = next(s for s in snapshot["services"] if s["name"] == "voice@http")
     assert voice["servers_up"] == 2 and voice["requests"] >= 400 and voice["errors"] == 0
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(jetfleet_cmd("gateway", *args), capture_output=True, text=True, env=subprocess_env(),
+                          timeout=60)
+
+
+def test_render_from_backend_and_clear_errors_before_traefik(sqlite_backend: BackendProcess, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    rendered = _cli("render", "--from-backend", sqlite_backend.url, "--token", sqlite_backend.admin_token,
+                    "--out", str(out))
+    assert rendered.returncode == 0, rendered.stderr
+    validate_dynamic(yaml.safe_load((out / "registry-snapshot.yml").read_text()))
+    assert set(yaml.safe_load((out / "health.yml").read_text())["http"]["routers"]) == {"gateway-health"}
+    flags = (out / "traefik.flags").read_text().splitlines()
+    assert f"--providers.http.endpoint={sqlite_backend.url}/api/v1/gateway/traefik" in flags
+    assert f"--providers.http.headers.Authorization=Bearer {sqlite_backend.admin_token}" in flags
+
+    refused = _cli("run", "--from-backend", sqlite_backend.url, "--token", "wrong-token", "--work-dir", str(tmp_path))
+    assert refused.returncode == 2 and "admin token required" in refused.stderr and "--token" in refused.stderr
+    unreachable = _cli("run", "--from-backend", "http://127.0.0.1:9", "--token", "x", "--work-dir", str(tmp_path))
+    assert unreachable.returncode == 2 and "cannot reach control plane" in unreachable.stderr
+    assert not (tmp_path / "health.yml").exists()  # nothing was written, Traefik never started
