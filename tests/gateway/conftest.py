@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from gateway.load import BackgroundStream, Outcome, Request
-from tests.support.processes import ManagedProcess, free_port, jetfleet_cmd, wait_until
+from tests.support.processes import ManagedProcess, free_port, http_ok, jetfleet_cmd, wait_until
 from tests.support.system import in_ci
 
 GATEWAY_START_TIMEOUT = 60.0
@@ -47,7 +48,7 @@ def echo_node_argv(name: str, port: int, delay_ms: float = 0.0) -> list[str]:
 
 
 class Node:
-    """A node process on a fixed loopback port that can be killed and restarted."""
+    """A node process on a fixed loopback port that can be killed, paused and restarted."""
 
     def __init__(self, workdir: Path, name: str, kind: str = "voice", delay_ms: float = 2.0) -> None:
         self.workdir, self.name, self.kind, self.delay_ms = workdir, name, kind, delay_ms
@@ -73,6 +74,41 @@ class Node:
         if self.process is not None:
             self.process.stop()
             self.process = None
+
+    def ensure_running(self) -> None:
+        """Back to a healthy running process (after a test killed or paused it)."""
+        if self.process is not None and self.process.alive():
+            self.process.signal(signal.SIGCONT)
+            if http_ok(self.url + "/health", timeout=5):
+                return
+        self.stop()
+        self.start()
+
+    def status(self) -> dict[str, Any]:
+        response = httpx.get(self.url + "/api/voice/status", timeout=5)
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+
+VOICE_NODES = ("jetson-a", "jetson-b", "jetson-c")
+
+
+@pytest.fixture(scope="session")
+def _voice_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
+    nodes = start_nodes(tmp_path_factory.mktemp("voice-nodes"), VOICE_NODES)
+    yield {node.name: node for node in nodes}
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture
+def voice_nodes(_voice_fleet: dict[str, Node]) -> Iterator[dict[str, Node]]:
+    """Three voice nodes shared by the session (starting one is slow); each test leaves them all running."""
+    for node in _voice_fleet.values():
+        node.ensure_running()
+    yield _voice_fleet
+    for node in _voice_fleet.values():
+        node.ensure_running()
 
 
 def start_nodes(workdir: Path, names: Sequence[str], kind: str = "voice", delay_ms: float = 2.0) -> list[Node]:

@@ -12,16 +12,16 @@ from typing import Any
 import httpx
 
 from gateway.load import closed_loop, failures, share_by_node
-from tests.gateway.conftest import Gateway, Node, command, describe, start_nodes, voice_request
+from tests.gateway.conftest import Gateway, Node, command, describe, voice_request
 
 
 def _fleet(nodes: list[Node]) -> list[dict[str, Any]]:
     return [{"name": n.name, "url": n.url, "roles": ["voice"]} for n in nodes]
 
 
-def test_wrr_spreads_commands_evenly(traefik_bin: str, tmp_path: Path, cleanup: list[Any]) -> None:
-    nodes = start_nodes(tmp_path, ["jetson-a", "jetson-b", "jetson-c"])
-    cleanup.extend(nodes)
+def test_wrr_spreads_commands_evenly(traefik_bin: str, voice_nodes: dict[str, Node], tmp_path: Path,
+                                     cleanup: list[Any]) -> None:
+    nodes = list(voice_nodes.values())
     gateway = Gateway.for_fleet(tmp_path / "gw", _fleet(nodes), strategy="wrr")
     cleanup.append(gateway)
     gateway.wait_ready(["voice@file"])
@@ -47,9 +47,9 @@ def _throttle(pid: int, stop: threading.Event, paused: float = 0.15, running: fl
         os.kill(pid, signal.SIGCONT)
 
 
-def test_leasttime_avoids_a_slowed_node(traefik_bin: str, tmp_path: Path, cleanup: list[Any]) -> None:
-    nodes = start_nodes(tmp_path, ["jetson-a", "jetson-b", "jetson-slow"])
-    cleanup.extend(nodes)
+def test_leasttime_avoids_a_slowed_node(traefik_bin: str, voice_nodes: dict[str, Node], tmp_path: Path,
+                                        cleanup: list[Any]) -> None:
+    nodes = list(voice_nodes.values())  # jetson-c is slowed below
     gateway = Gateway.for_fleet(tmp_path / "gw", _fleet(nodes), strategy="leasttime", health_timeout="1s",
                                 health_interval="2s")
     cleanup.append(gateway)
@@ -69,5 +69,5 @@ def test_leasttime_avoids_a_slowed_node(traefik_bin: str, tmp_path: Path, cleanu
     shares = share_by_node(outcomes)
     total = sum(shares.values())
     assert total >= 50
-    assert shares["jetson-slow"] / total < 0.1, shares  # wrr would give it a third
+    assert shares["jetson-c"] / total < 0.1, shares  # wrr would give it a third
     assert shares["jetson-a"] > 0 and shares["jetson-b"] > 0, shares

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 from gateway.demo import DemoNode, run_gateway_demo
-from tests.gateway.conftest import start_nodes
+from tests.gateway.conftest import Node
 
 
-def test_demo_kills_a_node_and_no_command_fails(traefik_bin: str, tmp_path: Path, cleanup: list[Any]) -> None:
-    nodes = start_nodes(tmp_path, ["jetson-a", "jetson-b", "jetson-c"])
-    cleanup.extend(nodes)
-    by_name = {node.name: node for node in nodes}
+def test_demo_kills_a_node_and_no_command_fails(traefik_bin: str, voice_nodes: dict[str, Node],
+                                                tmp_path: Path) -> None:
+    nodes = list(voice_nodes.values())
+    by_name = voice_nodes
     console = Console(record=True, width=160)
 
     report = run_gateway_demo([DemoNode(n.name, n.url) for n in nodes], lambda name: by_name[name].kill9(),

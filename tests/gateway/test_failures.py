@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from gateway.load import failures, share_by_node
-from tests.gateway.conftest import Gateway, Stream, describe, start_nodes, voice_request, wait_status
+from tests.gateway.conftest import Gateway, Node, Stream, describe, voice_request, wait_status
 
 RATE = 50.0  # requests per second: a busy voice fleet, modest for a 2-core CI machine
 
 
-def test_sigkill_during_a_stream_of_1000_commands_loses_none(traefik_bin: str, tmp_path: Path,
-                                                            cleanup: list[Any]) -> None:
-    nodes = start_nodes(tmp_path, ["jetson-a", "jetson-b", "jetson-c"])
-    cleanup.extend(nodes)
+def test_sigkill_during_a_stream_of_1000_commands_loses_none(traefik_bin: str, voice_nodes: dict[str, Node],
+                                                            tmp_path: Path, cleanup: list[Any]) -> None:
+    nodes = list(voice_nodes.values())
     fleet = [{"name": n.name, "url": n.url, "roles": ["voice"]} for n in nodes]
     # A 500 ms probe keeps "removed within 1 s" true with a margin on a loaded machine (detection <= interval).
     gateway = Gateway.for_fleet(tmp_path / "gw", fleet, strategy="wrr", health_interval="500ms",
@@ -47,10 +46,9 @@ def test_sigkill_during_a_stream_of_1000_commands_loses_none(traefik_bin: str, t
     assert back["jetson-b"] > 0, f"the restarted node gets traffic again: {back}"
 
 
-def test_failover_primary_killed_loses_nothing_and_traffic_returns(traefik_bin: str, tmp_path: Path,
-                                                                   cleanup: list[Any]) -> None:
-    primary, backup = start_nodes(tmp_path, ["jetson-primary", "jetson-backup"])
-    cleanup.extend([primary, backup])
+def test_failover_primary_killed_loses_nothing_and_traffic_returns(traefik_bin: str, voice_nodes: dict[str, Node],
+                                                                   tmp_path: Path, cleanup: list[Any]) -> None:
+    primary, backup = voice_nodes["jetson-a"], voice_nodes["jetson-b"]
     fleet = [{"name": primary.name, "url": primary.url, "roles": ["voice"]},
              {"name": backup.name, "url": backup.url, "roles": ["voice"], "backup": True}]
     gateway = Gateway.for_fleet(tmp_path / "gw", fleet, retry_in_flight=["voice"])
@@ -74,6 +72,6 @@ def test_failover_primary_killed_loses_nothing_and_traffic_returns(traefik_bin: 
     before = share_by_node(o for o in outcomes if o.sent_at < killed_at - 0.1)
     during = share_by_node(o for o in outcomes if killed_at + 0.1 < o.sent_at < restart_at)
     after = share_by_node(o for o in outcomes if o.sent_at > back_at + 0.2)
-    assert set(before) == {"jetson-primary"}, before  # the backup idles while the primary is up
-    assert set(during) == {"jetson-backup"}, during
-    assert set(after) == {"jetson-primary"} and sum(after.values()) > 50, after
+    assert set(before) == {"jetson-a"}, before  # the backup idles while the primary is up
+    assert set(during) == {"jetson-b"}, during
+    assert set(after) == {"jetson-a"} and sum(after.values()) > 50, after

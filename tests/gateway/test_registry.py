@@ -16,7 +16,7 @@ import yaml
 from gateway.load import Request, failures, share_by_node
 from gateway.traefik_config import validate_dynamic
 from tests.agent.test_agent_integration import agent_config, start_agent
-from tests.gateway.conftest import Gateway, Stream, command, describe, gateway_settings, start_nodes
+from tests.gateway.conftest import Gateway, Node, Stream, command, describe, gateway_settings
 from tests.support.backend import BackendProcess
 from tests.support.processes import jetfleet_cmd, subprocess_env, wait_until
 
@@ -125,9 +125,9 @@ def _first_served_by(stream: Stream, node: str, after: float, timeout: float) ->
 
 @pytest.mark.slow
 def test_new_jetson_joins_within_two_polls_and_leaves_when_its_heartbeats_stop(
-        traefik_bin: str, sqlite_backend: BackendProcess, tmp_path: Path, cleanup: list[Any]) -> None:
-    nodes = start_nodes(tmp_path, ["jetson-a", "jetson-b", "jetson-c"])
-    cleanup.extend(nodes)
+        traefik_bin: str, voice_nodes: dict[str, Node], sqlite_backend: BackendProcess, tmp_path: Path,
+        cleanup: list[Any]) -> None:
+    nodes = list(voice_nodes.values())
     agents = {}
     for node in nodes[:2]:
         agents[node.name] = start_agent(agent_config(tmp_path, sqlite_backend, node.name,

@@ -11,13 +11,13 @@ import httpx
 from tests.gateway.conftest import Gateway, Node, command, start_nodes
 
 
-def test_each_path_reaches_only_the_nodes_that_serve_it(traefik_bin: str, tmp_path: Path,
-                                                        cleanup: list[Any]) -> None:
-    voice = start_nodes(tmp_path, ["jetson-a", "jetson-b"])
+def test_each_path_reaches_only_the_nodes_that_serve_it(traefik_bin: str, voice_nodes: dict[str, Node],
+                                                        tmp_path: Path, cleanup: list[Any]) -> None:
+    voice = [voice_nodes["jetson-a"], voice_nodes["jetson-b"]]
     models = start_nodes(tmp_path, ["jetson-m1", "jetson-m2", "jetson-cam"], kind="echo")
     resnet_on_a = Node(tmp_path, "jetson-a-resnet", kind="echo")
     resnet_on_a.start()
-    cleanup.extend([*voice, *models, resnet_on_a])
+    cleanup.extend([*models, resnet_on_a])
     m1, m2, cam = models
     fleet = [
         {"name": "jetson-a", "url": voice[0].url, "roles": ["voice", "resnet"], "urls": {"resnet": resnet_on_a.url}},
