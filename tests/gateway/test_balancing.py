@@ -71,3 +71,26 @@ def test_leasttime_avoids_a_slowed_node(traefik_bin: str, voice_nodes: dict[str,
     assert total >= 50
     assert shares["jetson-c"] / total < 0.1, shares  # wrr would give it a third
     assert shares["jetson-a"] > 0 and shares["jetson-b"] > 0, shares
+
+
+def test_sticky_cookie_and_hrw_keep_a_client_on_one_node(traefik_bin: str, voice_nodes: dict[str, Node],
+                                                         tmp_path: Path, cleanup: list[Any]) -> None:
+    nodes = list(voice_nodes.values())
+    sticky = Gateway.for_fleet(tmp_path / "sticky", _fleet(nodes), strategy="wrr", sticky=True)
+    hrw = Gateway.for_fleet(tmp_path / "hrw", _fleet(nodes), strategy="hrw")
+    cleanup.extend([sticky, hrw])
+    sticky.wait_ready(["voice@file"])
+    hrw.wait_ready(["voice@file"])
+
+    with httpx.Client(timeout=10) as client:  # keeps the cookie it is given
+        first = client.post(sticky.url + "/api/voice/listen", json=command(0))
+        assert "jetfleet_affinity" in first.headers["set-cookie"]
+        pinned = {client.post(sticky.url + "/api/voice/listen", json=command(i)).json()["node"] for i in range(9)}
+    assert pinned == {first.json()["node"]}
+    # Without the cookie (a new client each time), the same gateway spreads the commands.
+    spread = {httpx.post(sticky.url + "/api/voice/listen", json=command(i), timeout=10).json()["node"]
+              for i in range(6)}
+    assert spread == set(voice_nodes)
+    with httpx.Client(timeout=10) as client:
+        by_ip = {client.post(hrw.url + "/api/voice/listen", json=command(i)).json()["node"] for i in range(9)}
+    assert len(by_ip) == 1  # one client address, one node
