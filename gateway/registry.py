@@ -34,7 +34,13 @@ def fleet_from_devices(devices: Iterable[DeviceView], settings: GatewaySettings)
     nodes: list[Node] = []
     taken: set[tuple[str, str]] = set()  # (role, url): one node per address and role
     for device in sorted(devices, key=lambda d: d.device_id):
-        role_urls = {role: url for role, url in served_roles(device).items() if (role, url) not in taken}
+        role_urls = {}
+        for role, url in served_roles(device).items():
+            if (role, url) in taken:
+                log.warning("device %s: not routing %s: another device already reports %s", device.device_id, role,
+                            url)
+            else:
+                role_urls[role] = url
         node = _node(device.device_id, role_urls)
         if node is not None:
             nodes.append(node)
