@@ -10,6 +10,7 @@ remove every route. On any failure the endpoint answers 5xx and Traefik keeps it
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from gateway.fleet import parse_dynamic_settings
 from gateway.registry import DeviceView, fleet_from_devices
 from gateway.render import REGISTRY_ROLES, render_dynamic
 
+log = logging.getLogger("jetfleet.backend.gateway")
 router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
 CACHE_SECONDS = 0.25
 
@@ -40,9 +42,12 @@ class RenderedCache:
             entry = self._entries.get(key)
         return entry[1] if entry is not None and entry[0] > time.monotonic() else None
 
-    def put(self, key: str, body: bytes) -> None:
+    def put(self, key: str, body: bytes) -> bool:
+        """Store ``body``; True when it differs from the previous answer for ``key``."""
         with self._lock:
+            previous = self._entries.get(key)
             self._entries[key] = (time.monotonic() + CACHE_SECONDS, body)
+        return previous is None or previous[1] != body
 
 
 @router.get("/traefik", dependencies=[Depends(require_admin)],
@@ -59,9 +64,12 @@ def traefik_config(request: Request) -> Response:
     body = cache.get(key)
     if body is None:
         devices = _online_devices(request.app.state.sessions, datetime.now(timezone.utc))
-        config = render_dynamic(fleet_from_devices(devices, settings), always=REGISTRY_ROLES)
+        live = fleet_from_devices(devices, settings)
+        config = render_dynamic(live.fleet, always=REGISTRY_ROLES)
         body = json.dumps(config.dump(), sort_keys=True).encode()  # stable bytes: Traefik reloads on change only
-        cache.put(key, body)
+        if cache.put(key, body):  # log once per change, not on every poll
+            for reason in live.skipped:
+                log.warning("gateway config: %s", reason)
     return Response(body, media_type="application/json")
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from gateway.durations import go_duration, parse_duration
@@ -27,7 +25,7 @@ def test_durations_render_as_whole_milliseconds() -> None:
     assert [go_duration(s) for s in (1.0, 0.5, 1.5, 30.0, 0.0004)] == ["1s", "500ms", "1500ms", "30s", "0s"]
 
 
-def test_registry_skips_bad_reports_without_breaking_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+def test_registry_skips_bad_reports_without_breaking_the_rest() -> None:
     devices = [
         DeviceView("jetson-a", services=[{"role": "voice", "url": "http://10.0.0.1:8888/", "healthy": True},
                                          {"role": "metrics", "url": "http://10.0.0.1:9101", "healthy": True}],
@@ -37,9 +35,10 @@ def test_registry_skips_bad_reports_without_breaking_the_rest(caplog: pytest.Log
         DeviceView("jetson-c", services=[{"role": "voice", "url": "http://10.0.0.1:8888", "healthy": True}]),
         DeviceView("jetson-d", services=[{"role": "vision", "url": "http://10.0.0.4:8000", "healthy": None}]),
     ]
-    with caplog.at_level(logging.WARNING, logger="jetfleet.gateway.registry"):
-        fleet = fleet_from_devices(devices, GatewaySettings())
-    assert [(n.name, n.roles, n.url, n.urls) for n in fleet.nodes] == [
+    live = fleet_from_devices(devices, GatewaySettings())
+    assert [(n.name, n.roles, n.url, n.urls) for n in live.fleet.nodes] == [
         ("jetson-a", ("voice", "yolov8n"), "http://10.0.0.1:8888", {"yolov8n": "http://10.0.0.1:9000"})]
-    assert "jetson-b: not routing voice" in caplog.text and "jetson-a: not routing bad name!" in caplog.text
-    assert "jetson-c: not routing voice: another device already reports http://10.0.0.1:8888" in caplog.text
+    reasons = "\n".join(live.skipped)
+    assert "device jetson-b: not routing voice: must be an http:// or https:// URL" in reasons
+    assert "device jetson-a: not routing bad name!: String should match pattern" in reasons
+    assert "device jetson-c: not routing voice: another device already reports http://10.0.0.1:8888" in reasons
