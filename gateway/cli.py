@@ -206,6 +206,7 @@ def bench_gateway(
                                  help="Comma-separated: overhead, audio, failover."),
     duration: float = typer.Option(5.0, min=1, max=120, help="Seconds per throughput run (overhead)."),
     audio_seconds: float = typer.Option(20.0, min=2, max=600, help="Seconds of load per audio run."),
+    kill_runs: int = typer.Option(3, min=1, max=20, help="Runs of the kill test per retry setting."),
     work_dir: Path | None = typer.Option(None, help="Logs and configs (default: a temporary dir)."),
     as_json: JsonOutput = False,
 ) -> None:
@@ -218,7 +219,8 @@ def bench_gateway(
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}", key="--sections")
     with tempfile.TemporaryDirectory(prefix="jetfleet-bench-gateway-") as tmp:
-        result = run_bench(chosen, work_dir or Path(tmp), duration=duration, audio_seconds=audio_seconds)
+        result = run_bench(chosen, work_dir or Path(tmp), duration=duration, audio_seconds=audio_seconds,
+                           kill_runs=kill_runs)
     print_result("jetfleet bench gateway", result, as_json=as_json)
 
 
