@@ -8,4 +8,7 @@ agent_app = typer.Typer(help="Host agent: register, heartbeat, metrics, OTA mode
 
 
 def register(app: typer.Typer) -> None:
+    from agent.modelserver import cli as modelserver_cli
+
     app.add_typer(agent_app, name="agent")
+    modelserver_cli.register(app)
