@@ -82,7 +82,7 @@ def prepare_wheels(target: str, base: str, log: Log = print) -> Path:
         old.unlink()
     pip = [sys.executable, "-m", "pip"]
     log(f"building the jetfleet wheel into {directory}")
-    _run([*pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(directory), str(REPO_ROOT)])
+    _build_jetfleet_wheel(directory)
     for package in preset.build_locally:
         _run([*pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(directory), package])
     (jetfleet_wheel,) = directory.glob("jetfleet-*.whl")
@@ -92,6 +92,18 @@ def prepare_wheels(target: str, base: str, log: Log = print) -> Path:
           "--only-binary=:all:", "--implementation", "cp", "--python-version", preset.python_version,
           *platform_args, f"{jetfleet_wheel}[{preset.extras}]"])
     return directory
+
+
+def _build_jetfleet_wheel(directory: Path) -> None:
+    """Build from a clean copy: an in-tree build would leave build/ behind and could pack stale modules."""
+    with tempfile.TemporaryDirectory(prefix="jetfleet-wheel-") as tmp:
+        source = Path(tmp)
+        for item in REPO_ROOT.iterdir():
+            if item.name in ("pyproject.toml", "README.md"):
+                shutil.copy2(item, source / item.name)
+            elif item.is_dir() and (item / "__init__.py").is_file() and item.name not in ("tests", "images"):
+                shutil.copytree(item, source / item.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(directory), str(source)])
 
 
 def build_image(client: Any, target: str, tag: str, base: str, log: Log = print) -> str:

@@ -10,6 +10,8 @@ need() {
   MISSING+=("$2")
 }
 need initdb postgresql "/usr/lib/postgresql/*/bin"
+need dockerd docker.io
+need debootstrap debootstrap
 
 if [ "${#MISSING[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

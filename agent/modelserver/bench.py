@@ -7,6 +7,7 @@ JSON over one keep-alive connection. Needs jetfleet[modelserver,modelserver-dev]
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -27,10 +28,8 @@ WARMUP = 20
 OUTPUTS = 16
 
 
-def run_benchmark(requests: int, batch: int, features: int) -> None:
+def run_benchmark(requests: int, batch: int, features: int, as_json: bool = False) -> None:
     import onnxruntime as ort
-    from rich.console import Console
-    from rich.table import Table
 
     with tempfile.TemporaryDirectory(prefix="jetfleet-bench-") as tmp:
         model_dir = _install_model(Path(tmp), features)
@@ -40,18 +39,34 @@ def run_benchmark(requests: int, batch: int, features: int) -> None:
         with _server(model_dir) as url:
             results["KServe v2, tritonclient (binary)"] = _time(_triton_call(url, x), requests)
             results["KServe v2, plain JSON (httpx)"] = _time(_json_call(url, x), requests)
-    base = results["in-process ONNX Runtime"]
-    table = Table(title=f"model server overhead: {requests} requests, batch {batch}, {features} -> {OUTPUTS} dense")
-    for column in ("mode", "mean ms", "p50 ms", "p99 ms", "added ms (p50)", "added ms (mean)"):
-        table.add_column(column, justify="left" if column == "mode" else "right")
-    for mode, samples in results.items():
-        table.add_row(mode, *(f"{value:.3f}" for value in (
-            samples.mean(), np.percentile(samples, 50), np.percentile(samples, 99),
-            np.percentile(samples, 50) - np.percentile(base, 50), samples.mean() - base.mean())))
-    console = Console(width=max(Console().width, 110))
-    console.print(table)
-    console.print(f"python {platform.python_version()}, onnxruntime {ort.__version__} (CPU), "
-                  f"{os.cpu_count()} CPUs, {platform.machine()}")
+    rows = {mode: _summary(samples, results["in-process ONNX Runtime"]) for mode, samples in results.items()}
+    setup = (f"{requests} requests, batch {batch}, {features} -> {OUTPUTS} dense; python {platform.python_version()}, "
+             f"onnxruntime {ort.__version__} (CPU), {os.cpu_count()} CPUs, {platform.machine()}")
+    if as_json:
+        print(json.dumps({"setup": setup, "modes": rows}))
+        return
+    _print_table(rows, setup)
+
+
+def _summary(samples: np.ndarray[Any, Any], base: np.ndarray[Any, Any]) -> dict[str, float]:
+    p50 = float(np.percentile(samples, 50))
+    return {"mean_ms": round(float(samples.mean()), 3), "p50_ms": round(p50, 3),
+            "p99_ms": round(float(np.percentile(samples, 99)), 3),
+            "added_p50_ms": round(p50 - float(np.percentile(base, 50)), 3),
+            "added_mean_ms": round(float(samples.mean() - base.mean()), 3)}
+
+
+def _print_table(rows: dict[str, dict[str, float]], setup: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="model server overhead (milliseconds per request)", caption=setup)
+    table.add_column("mode")
+    for column in next(iter(rows.values())):
+        table.add_column(column, justify="right")
+    for mode, values in rows.items():
+        table.add_row(mode, *(f"{value:.3f}" for value in values.values()))
+    Console(width=max(Console().width, 110)).print(table)
 
 
 def _install_model(root: Path, features: int) -> Path:

@@ -58,11 +58,12 @@ def bench_model_server(
     requests: int = typer.Option(500, "--requests", min=10, max=100_000, help="Timed requests per mode"),
     batch: int = typer.Option(1, "--batch", min=1, max=1024, help="Rows per request"),
     features: int = typer.Option(64, "--features", min=1, max=65536, help="Input width of the test model"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table"),
 ) -> None:
     """KServe v2 round trip (tritonclient binary, plain JSON) vs in-process ONNX Runtime on one small model."""
     from agent.modelserver.bench import run_benchmark
 
-    run_benchmark(requests=requests, batch=batch, features=features)
+    run_benchmark(requests=requests, batch=batch, features=features, as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -204,3 +205,14 @@ def test_ready_only_after_the_model_is_loaded(tmp_path: Path) -> None:
             return codes
 
     assert asyncio.run(scenario()) == [200, 503, 503, 503, 200, 200]
+
+
+def test_the_overhead_benchmark_runs_end_to_end() -> None:
+    done = subprocess.run(jetfleet_cmd("bench", "model-server", "--requests", "10", "--json"), env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    modes = json.loads(done.stdout)["modes"]
+    assert set(modes) == {"in-process ONNX Runtime", "KServe v2, tritonclient (binary)",
+                          "KServe v2, plain JSON (httpx)"}
+    assert modes["in-process ONNX Runtime"]["added_p50_ms"] == 0
+    assert all(row["p99_ms"] >= row["p50_ms"] > 0 for row in modes.values())
