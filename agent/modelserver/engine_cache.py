@@ -16,12 +16,15 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
+
+from agent.modelserver.errors import EngineBuildError
 
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "fp16"]
 PRECISIONS: tuple[Precision, ...] = ("fp16", "fp32")
+T = TypeVar("T")
 ENGINE_SUFFIX = ".engine"
 RECORD_SUFFIX = ".json"
 
@@ -85,6 +88,10 @@ class EngineCache:
         self._remove_others(key)
         return engine
 
+    def discard(self, key: EngineKey) -> None:
+        self.record_path(key).unlink(missing_ok=True)
+        self.engine_path(key).unlink(missing_ok=True)
+
     def _remove_others(self, keep: EngineKey) -> None:
         for path in self.directory.iterdir():
             if path.suffix in (ENGINE_SUFFIX, RECORD_SUFFIX) and path.stem != keep.stem():
@@ -106,6 +113,21 @@ def obtain_engine(cache: EngineCache | None, key: EngineKey, build: Callable[[],
         except OSError as exc:  # a read-only cache still serves, it just rebuilds next start
             log.warning("cannot cache the engine in %s: %s", cache.directory, exc)
     return engine_bytes, "built"
+
+
+def load_engine(cache: EngineCache | None, key: EngineKey, build: Callable[[], bytes],
+                deserialize: Callable[[bytes], T]) -> T:
+    """The deserialized engine for ``key``; a cached engine that TensorRT rejects is discarded and rebuilt once."""
+    engine_bytes, source = obtain_engine(cache, key, build)
+    try:
+        return deserialize(engine_bytes)
+    except EngineBuildError:
+        if source != "cached" or cache is None:
+            raise
+    log.warning("the cached engine %s did not deserialize; rebuilding it", cache.engine_path(key).name)
+    cache.discard(key)
+    engine_bytes, _ = obtain_engine(cache, key, build)
+    return deserialize(engine_bytes)
 
 
 def _sha256(path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,9 @@ from agent.modelserver.testmodels import dense_reference, write_dense_onnx
 FEATURES, OUTPUTS = 4, 3
 
 
-def install(models_dir: Path, name: str, version: str, artifact_name: str, *, manifest_verified: bool = True,
-            framework: Framework | None = None, signature: ModelSignature | None = None,
-            write: Any = None) -> Path:
+def install(models_dir: Path, name: str, version: str, artifact_name: str, *, write: Callable[[Path], object],
+            manifest_verified: bool = True, framework: Framework | None = None,
+            signature: ModelSignature | None = None) -> Path:
     """Create ``models_dir/name/version`` with the artifact (``write(path)`` makes it) and model.json."""
     directory = version_dir(models_dir, name, version)
     directory.mkdir(parents=True)
@@ -40,10 +41,9 @@ def dense_expected(x: np.ndarray[Any, Any], scale: float = 1.0) -> np.ndarray[An
 
 def world_readable(directory: Path, engines_owner: int | None = None) -> None:
     """What the agent does for a model container: dirs 0755, files 0644, engines/ owned by the server uid."""
-    for root, dirs, files in os.walk(directory):
+    for root, _, files in os.walk(directory):
         os.chmod(root, 0o755)
         for item in files:
             os.chmod(Path(root) / item, 0o644)
-        del dirs[:0]
     if engines_owner is not None:
         os.chown(engine_cache_dir(directory), engines_owner, engines_owner)

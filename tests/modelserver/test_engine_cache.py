@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from agent.modelserver.engine_cache import EngineCache, EngineKey, obtain_engine
+from agent.modelserver.engine_cache import EngineCache, EngineKey, load_engine, obtain_engine
 from agent.modelserver.errors import EngineBuildError
 from agent.modelserver.loaders.tensorrt import profile_shapes
 from agent.modelserver.signature import TensorSpec
@@ -94,6 +95,38 @@ def test_no_cache_always_builds() -> None:
     obtain_engine(None, KEY, builds)
     obtain_engine(None, KEY, builds)
     assert builds.count == 2
+
+
+def _deserialize_refusing(*refused: bytes) -> Callable[[bytes], str]:
+    """Stands in for TensorRT's deserializer: refuses the given engine bytes like a foreign engine."""
+
+    def deserialize(engine_bytes: bytes) -> str:
+        if engine_bytes in refused:
+            raise EngineBuildError("TensorRT could not deserialize the engine")
+        return f"loaded {engine_bytes.decode()}"
+
+    return deserialize
+
+
+def test_a_cached_engine_that_tensorrt_rejects_is_rebuilt_once(tmp_path: Path) -> None:
+    cache, builds = EngineCache(tmp_path), Builds()
+    obtain_engine(cache, KEY, builds)
+    assert load_engine(cache, KEY, builds, _deserialize_refusing(b"engine #1")) == "loaded engine #2"
+    assert builds.count == 2
+    assert cache.engine_path(KEY).read_bytes() == b"engine #2"
+    assert load_engine(cache, KEY, builds, _deserialize_refusing(b"engine #1")) == "loaded engine #2"
+    assert builds.count == 2
+
+
+def test_a_fresh_engine_that_does_not_deserialize_is_an_error_not_a_loop(tmp_path: Path) -> None:
+    cache, builds = EngineCache(tmp_path), Builds()
+    with pytest.raises(EngineBuildError):
+        load_engine(cache, KEY, builds, _deserialize_refusing(b"engine #1"))
+    assert builds.count == 1
+    obtain_engine(cache, replace(KEY, precision="fp32"), builds)
+    with pytest.raises(EngineBuildError):
+        load_engine(cache, replace(KEY, precision="fp32"), builds, _deserialize_refusing(b"engine #2", b"engine #3"))
+    assert builds.count == 3
 
 
 def test_optimization_profile_spans_the_dynamic_batch() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from agent.modelserver.dtypes import from_numpy
-from agent.modelserver.engine_cache import EngineCache, EngineKey, Precision, obtain_engine
+from agent.modelserver.engine_cache import EngineCache, EngineKey, Precision, load_engine
 from agent.modelserver.errors import EngineBuildError, MissingFrameworkError
 from agent.modelserver.loaders.base import Arrays, LoadOptions
 from agent.modelserver.signature import ModelSignature, TensorSpec
@@ -76,20 +76,8 @@ def load_tensorrt(artifact: Path, model_sha256: str, options: LoadOptions) -> Te
                     compute_capability="{}.{}".format(*device.compute_capability()), precision=options.precision)
     cache = EngineCache(options.engine_cache_dir) if options.engine_cache_dir else None
 
-    def build() -> bytes:
-        return build_engine(trt, artifact, options.precision, options.max_batch)
-
-    engine_bytes, source = obtain_engine(cache, key, build)
-    try:
-        return TensorRTModel(trt, cuda, engine_bytes)
-    except EngineBuildError:
-        if source != "cached":
-            raise
-        log.warning("cached engine for %s did not deserialize; rebuilding it", key)
-        engine_bytes, _ = obtain_engine(None, key, build)
-        if cache is not None:
-            cache.store(key, engine_bytes)
-        return TensorRTModel(trt, cuda, engine_bytes)
+    return load_engine(cache, key, build=lambda: build_engine(trt, artifact, options.precision, options.max_batch),
+                       deserialize=lambda engine_bytes: TensorRTModel(trt, cuda, engine_bytes))
 
 
 def build_engine(trt: Any, onnx_path: Path, precision: Precision, max_batch: int) -> bytes:
