@@ -90,6 +90,27 @@ class Node:
         return response.json()  # type: ignore[no-any-return]
 
 
+class ModelNode:
+    """``jetfleet serve-model`` (the real KServe v2 model server) with a small ONNX model version."""
+
+    def __init__(self, workdir: Path, name: str, version: str) -> None:
+        from tests.modelserver.models import dense_onnx
+
+        self.name, self.version = name, version
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        model_dir = dense_onnx(workdir / f"models-{name}-{version}", name=name, version=version)
+        self.process = ManagedProcess(jetfleet_cmd("serve-model", "--model-dir", str(model_dir), "--name", name,
+                                                   "--version", version, "--port", str(self.port)),
+                                      workdir / f"serve-{name}-{version}.log")
+
+    def wait_ready(self) -> None:
+        self.process.wait_http(self.url + "/v2/health/ready", 120)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
 VOICE_NODES = ("jetson-a", "jetson-b", "jetson-c")
 
 
