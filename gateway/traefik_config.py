@@ -131,6 +131,12 @@ class HttpConfig(TraefikModel):
 class DynamicConfig(TraefikModel):
     http: HttpConfig
 
+    def dump(self) -> dict[str, Any]:
+        # Traefik rejects the whole file over an empty map ("middlewares cannot be a standalone element").
+        data = super().dump()
+        data["http"] = {key: value for key, value in data["http"].items() if value}
+        return data
+
 
 def validate_dynamic(data: Mapping[str, Any], *, source: str = "rendered dynamic config") -> DynamicConfig:
     """Parse and check a dynamic config as Traefik would see it; ``ConfigError`` names the key path."""
@@ -142,16 +148,20 @@ def validate_dynamic(data: Mapping[str, Any], *, source: str = "rendered dynamic
         message = "unknown key (Traefik would reject the whole file)" if error["type"] == "extra_forbidden" \
             else error["msg"]
         raise ConfigError(message, key=key, source=source) from exc
-    problem = _first_problem(config.http)
+    http = data.get("http")
+    problem = _first_problem(config.http, http if isinstance(http, Mapping) else {})
     if problem is not None:
         key, message = problem
         raise ConfigError(message, key=key, source=source)
     return config
 
 
-def _first_problem(http: HttpConfig) -> tuple[str, str] | None:
+def _first_problem(http: HttpConfig, data: Mapping[str, Any]) -> tuple[str, str] | None:
     if not http.routers:
         return "http.routers", "no routers: Traefik would drop every route (an empty config is never valid here)"
+    for key, value in data.items():
+        if isinstance(value, Mapping) and not value:
+            return f"http.{key}", "an empty map: Traefik rejects the whole file ('cannot be a standalone element')"
     for check in (_router_problems, _service_problems, _middleware_problems):
         for problem in check(http):
             return problem

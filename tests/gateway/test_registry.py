@@ -144,6 +144,9 @@ def test_new_jetson_joins_within_two_polls_and_leaves_when_its_heartbeats_stop(
     cleanup.append(gateway)
     gateway.wait_ready(["voice@http"])
     assert gateway.server_status("voice@http").keys() == {nodes[0].url, nodes[1].url}
+    health = httpx.get(gateway.url + "/health", timeout=5)  # the local file's route, next to the HTTP provider
+    assert health.status_code == 200, health.text
+    assert {b["url"] for b in health.json()["backends"]} == {nodes[0].url, nodes[1].url}
 
     stream = Stream(Request("POST", gateway.url + "/api/voice/listen", json=command), rate=20, count=400)
     stream.sleep_until(1.0)

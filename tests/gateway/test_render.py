@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from gateway.fleet import Fleet, parse_fleet
-from gateway.render import Providers, render_dynamic, static_flags
+from gateway.render import Providers, render_dynamic, render_health_only, static_flags
 from gateway.traefik_config import validate_dynamic
 from jetfleet.errors import ConfigError
 from tests.gateway.conftest import gateway_settings
@@ -88,6 +88,11 @@ def test_backups_become_a_failover_and_weights_and_sticky_carry_over() -> None:
         "cookie": {"name": "jetfleet_affinity", "httpOnly": True, "sameSite": "lax"}}
 
 
+def test_the_health_only_file_has_no_empty_maps() -> None:
+    # Found by the compose test: Traefik rejected the whole file over "middlewares: {}".
+    assert set(render_health_only("http://127.0.0.1:8890").dump()["http"]) == {"routers", "services"}
+
+
 def test_static_flags_are_offline_with_metrics_access_log_and_providers() -> None:
     settings = _fleet(port=9000, api_port=9001, metrics_port=9002, host="0.0.0.0", poll_interval="2s").gateway
     flags = static_flags(settings, Providers(file="/etc/traefik/health.yml",
@@ -111,6 +116,7 @@ def test_static_flags_are_offline_with_metrics_access_log_and_providers() -> Non
     (lambda c: c["http"]["services"]["voice-backup"]["loadBalancer"].pop("healthCheck"),
      "service 'voice-backup' needs a healthCheck under a failover healthCheck"),
     (lambda c: c["http"].update(routers={}), "no routers"),
+    (lambda c: c["http"].update(middlewares={}), "key 'http.middlewares' in rendered dynamic config: an empty map"),
     (lambda c: c["http"]["middlewares"]["retry-connect"]["retry"].update(disableRetryOnNetworkError=True),
      "retries nothing"),
 ])
