@@ -141,6 +141,7 @@ def _throughput(url: str, duration: float) -> float:
 def audio_scaling(workdir: Path, seconds: float) -> dict[str, Any]:
     from voice.synth import synthesize  # type: ignore[import-not-found, unused-ignore]
 
+    workdir.mkdir(parents=True, exist_ok=True)
     clip = synthesize("sta op", "nl", workdir / "sta-op.wav")
     cpus = sorted(os.sched_getaffinity(0))
     result: dict[str, Any] = {}
