@@ -8,13 +8,24 @@ retry cannot land on it again).
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from gateway.load import failures, share_by_node
-from tests.gateway.conftest import Gateway, Node, Stream, describe, voice_request, wait_status
+from tests.gateway.conftest import Gateway, Node, Stream, command, describe, voice_request, wait_status
 
 RATE = 50.0  # requests per second: a busy voice fleet, modest for a 2-core CI machine
+
+
+def _served_by(gateway: Gateway, count: int) -> Counter[str]:
+    """Who answers ``count`` sequential commands now."""
+    with httpx.Client(timeout=30) as client:
+        replies = [client.post(gateway.url + "/api/voice/listen", json=command(i)) for i in range(count)]
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies if r.status_code != 200][:3]
+    return Counter(r.json()["node"] for r in replies)
 
 
 def test_sigkill_during_a_stream_of_1000_commands_loses_none(traefik_bin: str, voice_nodes: dict[str, Node],
@@ -31,19 +42,21 @@ def test_sigkill_during_a_stream_of_1000_commands_loses_none(traefik_bin: str, v
     stream = Stream(voice_request(gateway), rate=RATE, count=1000)
     stream.sleep_until(4.0)
     victim.kill9()
+    killed_at = stream.now()
     removed_after = wait_status(gateway, "voice@file", victim.url, "DOWN", timeout=10)
-    stream.sleep_until(10.0)
-    victim.start()  # returns once the node answers /health
+    victim.start()  # under the stream; returns once the node answers /health (a voice server loads Whisper first)
     restarted_at = stream.now()
     readded_after = wait_status(gateway, "voice@file", victim.url, "UP", timeout=10)
-    outcomes = stream.join(60)
+    outcomes = stream.join(120)
 
     assert len(outcomes) == 1000
     assert not failures(outcomes), describe(outcomes)
     assert removed_after < 1.0, f"removed {removed_after:.2f}s after the kill"
     assert readded_after < 1.0, f"re-added {readded_after:.2f}s after the restart"
-    back = share_by_node(o for o in outcomes if o.sent_at > restarted_at + readded_after + 0.5)
-    assert back["jetson-b"] > 0, f"the restarted node gets traffic again: {back}"
+    away = share_by_node(o for o in outcomes if killed_at + 0.1 < o.sent_at < restarted_at)
+    assert away["jetson-b"] == 0 and sum(away.values()) > 0, away
+    back = _served_by(gateway, 30)
+    assert set(back) == set(voice_nodes) and back["jetson-b"] >= 7, back  # back in the rotation
 
 
 def test_failover_primary_killed_loses_nothing_and_traffic_returns(traefik_bin: str, voice_nodes: dict[str, Node],
@@ -60,18 +73,15 @@ def test_failover_primary_killed_loses_nothing_and_traffic_returns(traefik_bin: 
     primary.kill9()
     killed_at = stream.now()
     wait_status(gateway, "voice-primary@file", primary.url, "DOWN", timeout=10)
-    stream.sleep_until(killed_at + 3.0)
-    restart_at = stream.now()
     primary.start()
+    ready_at = stream.now()
     wait_status(gateway, "voice-primary@file", primary.url, "UP", timeout=10)
-    back_at = stream.now()
-    outcomes = stream.join(60)
+    outcomes = stream.join(120)
 
     assert len(outcomes) == 600
     assert not failures(outcomes), describe(outcomes)
     before = share_by_node(o for o in outcomes if o.sent_at < killed_at - 0.1)
-    during = share_by_node(o for o in outcomes if killed_at + 0.1 < o.sent_at < restart_at)
-    after = share_by_node(o for o in outcomes if o.sent_at > back_at + 0.2)
+    during = share_by_node(o for o in outcomes if killed_at + 0.1 < o.sent_at < ready_at)
     assert set(before) == {"jetson-a"}, before  # the backup idles while the primary is up
     assert set(during) == {"jetson-b"}, during
-    assert set(after) == {"jetson-a"} and sum(after.values()) > 50, after
+    assert _served_by(gateway, 20) == {"jetson-a": 20}  # back on the primary
