@@ -37,7 +37,7 @@ class NodeTarget:
 class NodeView:
     name: str
     roles: list[str]
-    online: bool
+    online: bool | None  # registry status, else the voice service's /health, else Traefik's probe
     voice_url: str | None
     reachable: bool | None = None
     robot_connected: bool | None = None
@@ -95,6 +95,8 @@ def collect(targets: list[NodeTarget], api_url: str, metrics_url: str) -> Snapsh
     status = server_status(ours)
     for node, target in zip(nodes, targets, strict=True):
         node.traefik_up = _traefik_up(target.urls, status)
+        if node.online is None:
+            node.online = node.traefik_up
     return Snapshot(nodes, _service_views(ours, status, metrics))
 
 
@@ -104,7 +106,8 @@ async def _probe_all(targets: list[NodeTarget]) -> list[NodeView]:
 
 
 async def _probe(client: httpx.AsyncClient, target: NodeTarget) -> NodeView:
-    view = NodeView(target.name, list(target.roles), target.registry_status == "online", target.voice_url)
+    online = None if target.registry_status is None else target.registry_status == "online"
+    view = NodeView(target.name, list(target.roles), online, target.voice_url)
     if target.voice_url is None:
         return view
     health, status = await asyncio.gather(_get_json(client, target.voice_url + "/health"),
