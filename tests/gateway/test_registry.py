@@ -61,8 +61,12 @@ def test_endpoint_routes_what_online_devices_actually_serve(backend: BackendProc
         _beat(client, ids[1], tokens[1], services=[{"role": "voice", "url": sick_url, "healthy": False}])
         _beat(client, ids[2], tokens[2], services=[{"role": "vision", "url": voice_url, "healthy": True}])
 
-    config = wait_until(lambda: _config(backend) if voice_url in _servers(_config(backend), "voice") else None,
-                        10, what="the device in the config")
+    def reported() -> dict[str, Any] | None:  # heartbeats are written in batches: wait for all three
+        config = _config(backend)
+        seen = voice_url in _servers(config, "voice") and voice_url in _servers(config, "vision")
+        return config if seen and "model-yolov8n" in config["http"]["services"] else None
+
+    config = wait_until(reported, 10, what="the devices in the config")
     assert isinstance(config, dict)
     http = config["http"]
     assert voice_url in _servers(config, "voice") and sick_url not in _servers(config, "voice")
