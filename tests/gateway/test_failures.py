@@ -70,7 +70,8 @@ def test_failover_primary_killed_loses_nothing_and_traffic_returns(traefik_bin: 
 
     stream = Stream(voice_request(gateway), rate=RATE, count=600)
     stream.sleep_until(3.0)
-    primary.kill9()
+    signalled_at = stream.now()
+    primary.kill9()  # returns once the process is gone (freeing a loaded model takes a moment)
     killed_at = stream.now()
     wait_status(gateway, "voice-primary@file", primary.url, "DOWN", timeout=10)
     primary.start()
@@ -80,7 +81,7 @@ def test_failover_primary_killed_loses_nothing_and_traffic_returns(traefik_bin: 
 
     assert len(outcomes) == 600
     assert not failures(outcomes), describe(outcomes)
-    before = share_by_node(o for o in outcomes if o.sent_at < killed_at - 0.1)
+    before = share_by_node(o for o in outcomes if o.sent_at < signalled_at - 0.3)  # not in flight at the kill
     during = share_by_node(o for o in outcomes if killed_at + 0.1 < o.sent_at < ready_at)
     assert set(before) == {"jetson-a"}, before  # the backup idles while the primary is up
     assert set(during) == {"jetson-b"}, during
