@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -66,7 +67,8 @@ async def _read_json(request: Request, kind: str) -> ListenRequest:
         return ListenRequest.model_validate_json(body)
     except ValidationError as exc:
         errors = [{"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"],
-                   "input": e.get("input") if len(repr(e.get("input"))) <= 200 else None}
+                   "input": None if isinstance(e.get("input"), bytes) or len(repr(e.get("input"))) > 200
+                   else e.get("input")}
                   for e in exc.errors(include_url=False, include_context=False)]
         raise RequestValidationError(errors) from None
 
@@ -147,7 +149,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = list(exc.errors())
+        errors = jsonable_encoder(list(exc.errors()))
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = ".".join(str(p) for p in first["loc"][1:]) or None
         message = f"{field}: {first['msg']}" if field else str(first["msg"])

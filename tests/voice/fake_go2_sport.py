@@ -42,7 +42,7 @@ class FakeSport(Server):  # type: ignore[misc]
         self.velocity = (0.0, 0.0, 0.0)
         self._moved_at = 0.0
 
-    def Init(self) -> None:  # noqa: N802 - the SDK's naming
+    def Init(self) -> None:  # the SDK's naming
         self._SetApiVersion(sport_api.SPORT_API_VERSION)
         for api_id, name in API_NAMES.items():
             self._RegistHandler(api_id, self._handler(api_id, name), False)
