@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from jetfleet.cliapp import bench_app
 from jetfleet.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ voice_app = typer.Typer(help="Voice service: speech-to-text and robot commands."
 
 def register(app: typer.Typer) -> None:
     app.add_typer(voice_app, name="voice")
+    bench_app.command("voice")(bench_voice)
 
 
 def _default_cache_dir() -> Path:
@@ -209,3 +211,22 @@ def record_and_send(
     _print_response(reply, raw_json)
     if reply.status != "ok":
         raise typer.Exit(1)
+
+
+def bench_voice(
+    rounds: int = typer.Option(20, min=3, max=500, help="Clips per latency measurement"),
+    concurrency: str = typer.Option("1,2,4", help="Concurrency levels for throughput"),
+    language: str = typer.Option("nl", help="Language of the benchmark clip ('loop vooruit' in Dutch)"),
+    cpu_threads: int = typer.Option(0, help="CPU threads for both sides (0: one per core)"),
+    cache_dir: Path | None = typer.Option(None, help="[default: $XDG_CACHE_HOME/jetfleet/voice]"),
+    raw_json: bool = typer.Option(False, "--json", help="Print JSON instead of Markdown"),
+) -> None:
+    """Voice server vs raw faster-whisper on a 2 s clip, text-command latency, throughput, RSS."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from voice.bench import print_result, run_benchmark
+    from voice.settings import whisper_language
+
+    levels = [int(level) for level in concurrency.split(",") if level.strip()]
+    result = run_benchmark(rounds=rounds, levels=levels, cache_dir=cache_dir or _default_cache_dir(),
+                           language=whisper_language(language), threads=cpu_threads or (os.cpu_count() or 1))
+    print_result(result, raw_json)
