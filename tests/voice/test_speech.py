@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.processes import free_port, managed
+from tests.support.processes import free_port, managed, wait_until
 
 from .audio_files import silence, tone, transcode
 from .conftest import START_TIMEOUT, VoiceServer, serve_cmd
@@ -112,6 +112,13 @@ def test_openai_errors_are_openai_shaped(openai_client: openai.OpenAI) -> None:
     assert [m.id for m in models.data] == ["base"]
 
 
+def _answer(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=5)
+    except httpx.TransportError:
+        return None
+
+
 def _post_all(url: str, data: bytes, count: int) -> list[httpx.Response]:
     def one(_: int) -> httpx.Response:
         return httpx.post(f"{url}/api/voice/listen", files={"audio": ("c.wav", data)}, data={"language": "en"},
@@ -154,7 +161,11 @@ def test_beyond_the_queue_bound_requests_get_503_with_retry_after(tmp_path: Path
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = serve_cmd(port, "--language", "en-US", "--max-queue", "2", node="busy-node")
-    with managed(argv, tmp_path / "busy.log", ready_url=f"{url}/health", timeout=START_TIMEOUT):
+    with managed(argv, tmp_path / "busy.log") as server:
+        first = wait_until(lambda: _answer(f"{url}/health"), START_TIMEOUT, what="the server answering")
+        assert isinstance(first, httpx.Response) and first.status_code == 503  # still loading the model
+        assert first.json()["status"] == "loading" and first.json()["node"] == "busy-node"
+        server.wait_http(f"{url}/health", START_TIMEOUT)
         replies = _post_all(url, clip("hello", "en").read_bytes(), 8)
         ok = [r for r in replies if r.status_code == 200]
         busy = [r for r in replies if r.status_code == 503]
