@@ -100,6 +100,20 @@ def hotwords(language: str) -> str:
     return ", ".join(dict.fromkeys(phrase for _, phrase in phrases_for(language)))
 
 
+def phrases_in(text: str, languages: tuple[str, ...] = LANGUAGES) -> list[str]:
+    """The phrases of different actions that occur word for word in normalised ``text`` (a phrase inside
+    a longer one found first, like "stop" in "emergency stop", does not count)."""
+    table = sorted({(phrase, action) for language in languages for action, phrase in phrases_for(language)},
+                   key=lambda item: -len(item[0]))
+    rest = f" {text} "
+    found: dict[Action, str] = {}
+    for phrase, action in table:
+        if f" {phrase} " in rest:
+            rest = rest.replace(f" {phrase} ", " | ")
+            found.setdefault(action, phrase)
+    return list(found.values())
+
+
 def rank(transcript: str, languages: tuple[str, ...] = LANGUAGES) -> tuple[Candidate, ...]:
     """The best phrase per action, best first (ties keep the table order)."""
     text = normalize(transcript)
@@ -124,8 +138,12 @@ def match_command(
     best = ranked[0]
     shown = tuple(c for c in ranked if best.confidence - c.confidence < 0.2)[:3]
     stop = next(c for c in ranked if c.action is SAFE_ACTION)
-    if "stop" in normalize(transcript).split() and best.action not in STOP_FAMILY:
+    text = normalize(transcript)
+    if "stop" in text.split() and best.action not in STOP_FAMILY:
         return Match(stop, shown, f"'{transcript}' contains 'stop': the safe action wins")
+    if len(heard := phrases_in(text, languages)) > 1:
+        # Whisper biased with the vocabulary sometimes recites it ("sta op, ga liggen, ...").
+        return Match(None, shown, f"several commands in one utterance ({', '.join(heard)}): say one at a time")
     if best.confidence < threshold:
         return Match(None, shown, f"no command matched well enough (best '{best.phrase}' {best.confidence:.2f}"
                                   f" < threshold {threshold:.2f})")

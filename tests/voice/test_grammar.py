@@ -66,7 +66,7 @@ def test_a_tie_between_two_actions_is_rejected_with_both_candidates(transcript: 
                                         "sta op, ga liggen, loop vooruit, draai naar links, draai naar links"])
 def test_below_the_threshold_is_rejected(transcript: str) -> None:
     match = match_command(transcript)
-    assert match.command is None and "threshold" in match.reason
+    assert match.command is None and ("threshold" in match.reason or "several commands" in match.reason)
 
 
 @pytest.mark.parametrize("transcript", ["Stop op.", "stop op", "sta op stop", "stand up stop", "Not stop.",
@@ -75,6 +75,13 @@ def test_a_transcript_that_could_be_stop_yields_stop(transcript: str) -> None:
     match = match_command(transcript)
     assert match.command is not None and match.command.action is Action.STOP, match.reason
     assert "safe action" in match.reason
+
+
+@pytest.mark.parametrize("transcript", ["sta op, ga liggen", "hallo, zwaai naar rechts, draai naar rechts",
+                                        "walk forward turn left"])
+def test_several_commands_in_one_utterance_are_rejected(transcript: str) -> None:
+    match = match_command(transcript)
+    assert match.command is None and "several commands" in match.reason
 
 
 def test_exact_sta_op_is_stand_up() -> None:
