@@ -1,11 +1,11 @@
 """``jetfleet bench voice``: the voice server's cost over raw faster-whisper, text-command latency,
 throughput under concurrency, and memory. Numbers go into docs/benchmarks.md ("Voice").
 
-1. A 2.0 s clip ("loop vooruit", espeak-ng + SoX, padded with silence to exactly 2 s) is transcribed
-   ``--rounds`` times by raw faster-whisper in this process, with the service's decoding settings.
-2. A real server (``jetfleet voice serve --robot none``) is started on 127.0.0.1 and the same clip is
-   sent ``--rounds`` times over HTTP (multipart), one at a time; then text commands; then batches at
-   each concurrency level. Its peak RSS is read from /proc.
+A 2.0 s clip ("loop vooruit", espeak-ng + SoX, padded with silence to exactly 2 s) is transcribed
+``--rounds`` times by raw faster-whisper in this process (the service's decoding settings) and sent as
+many times to a real server (``jetfleet voice serve --robot none`` on 127.0.0.1) over HTTP, the two
+alternating one call at a time so that both see the same background load. Then text commands, then
+batches at each concurrency level. The server's peak RSS is read from /proc.
 """
 
 from __future__ import annotations
@@ -60,24 +60,25 @@ def make_clip(text: str, language: str, directory: Path) -> bytes:
     return buffer.getvalue()
 
 
-def bench_raw(model_dir: Path, clip: bytes, language: str, rounds: int, threads: int) -> dict[str, Any]:
+class RawWhisper:
     """faster-whisper alone, in this process: decode the WAV bytes and transcribe, as the service does."""
-    from faster_whisper import WhisperModel
 
-    from voice.grammar import hotwords
+    def __init__(self, model_dir: Path, language: str, threads: int) -> None:
+        from faster_whisper import WhisperModel
 
-    model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
-    times: list[float] = []
-    text = ""
-    for index in range(rounds + 1):
+        from voice.grammar import hotwords
+
+        self._model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
+        self._language, self._hotwords = language, hotwords(language)
+        self.transcript = ""
+
+    def __call__(self, clip: bytes) -> float:
         started = time.monotonic()
-        segments, _ = model.transcribe(io.BytesIO(clip), language=language, beam_size=5, temperature=0.0,
-                                       condition_on_previous_text=False, hotwords=hotwords(language))
-        text = "".join(s.text for s in segments).strip()
-        if index:  # the first call in a process is slower: warm-up
-            times.append(time.monotonic() - started)
-    del model
-    return {"latency_ms": _percentiles(times), "transcript": text}
+        segments, _ = self._model.transcribe(io.BytesIO(clip), language=self._language, beam_size=5,
+                                             temperature=0.0, condition_on_previous_text=False,
+                                             hotwords=self._hotwords)
+        self.transcript = "".join(s.text for s in segments).strip()
+        return time.monotonic() - started
 
 
 def _free_port() -> int:
@@ -104,9 +105,9 @@ def _peak_rss_bytes(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
 
-def bench_server(url: str, pid: int, clip: bytes, language: str, rounds: int,
+def bench_served(http: httpx.Client, raw: RawWhisper, clip: bytes, language: str, rounds: int,
                  levels: list[int]) -> dict[str, Any]:
-    http = httpx.Client(base_url=url, timeout=300)
+    """Raw and HTTP calls alternate, one at a time, so that both see the same background load."""
 
     def audio() -> httpx.Response:
         return http.post("/api/voice/listen", files={"audio": ("clip.wav", clip)}, data={"language": language})
@@ -114,9 +115,13 @@ def bench_server(url: str, pid: int, clip: bytes, language: str, rounds: int,
     def text() -> httpx.Response:
         return http.post("/api/voice/listen", json={"command": "sta op"})
 
-    for _ in range(2):
+    for _ in range(2):  # the first calls in a process are slower
+        raw(clip)
         _timed(audio)
-    audio_times = [_timed(audio) for _ in range(rounds)]
+    raw_times, audio_times = [], []
+    for _ in range(rounds):
+        raw_times.append(raw(clip))
+        audio_times.append(_timed(audio))
     text_times = [_timed(text) for _ in range(max(rounds, 50))]
     throughput = {}
     for level in levels:
@@ -125,21 +130,20 @@ def bench_server(url: str, pid: int, clip: bytes, language: str, rounds: int,
         with ThreadPoolExecutor(max_workers=level) as pool:
             list(pool.map(lambda _: _timed(audio), range(count)))
         throughput[str(level)] = round(count / (time.monotonic() - started), 3)
-    status = http.get("/api/voice/status").json()
-    http.close()
-    return {"audio_latency_ms": _percentiles(audio_times), "text_latency_ms": _percentiles(text_times),
-            "throughput_rps": throughput, "server_rss_bytes": int(psutil.Process(pid).memory_info().rss),
-            "server_peak_rss_bytes": _peak_rss_bytes(pid), "server_status": status}
+    last = http.post("/api/voice/listen", files={"audio": ("clip.wav", clip)}, data={"language": language}).json()
+    return {"raw": {"latency_ms": _percentiles(raw_times), "transcript": raw.transcript},
+            "audio_latency_ms": _percentiles(audio_times), "served_transcript": last["transcript"],
+            "served_action": (last.get("command") or {}).get("action"),
+            "text_latency_ms": _percentiles(text_times), "throughput_rps": throughput}
 
 
 def run_benchmark(*, rounds: int, levels: list[int], cache_dir: Path, language: str, threads: int) -> dict[str, Any]:
     from voice.models import WHISPER_BASE, ensure_packaged
 
     model_dir = ensure_packaged(WHISPER_BASE, cache_dir).path
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="jetfleet-bench-voice-") as tmp:
         clip = make_clip("loop vooruit", language, Path(tmp))
-        load_before = os.getloadavg()
-        raw = bench_raw(model_dir, clip, language, rounds, threads)
         port = _free_port()
         argv = [sys.executable, "-m", "jetfleet", "voice", "serve", "--robot", "none", "--host", "127.0.0.1",
                 "--port", str(port), "--cache-dir", str(cache_dir), "--language", language, "--max-queue", "64",
@@ -147,15 +151,20 @@ def run_benchmark(*, rounds: int, levels: list[int], cache_dir: Path, language: 
         with open(Path(tmp) / "server.log", "wb") as log:
             server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
             try:
-                _wait_healthy(f"http://127.0.0.1:{port}", server, Path(tmp) / "server.log")
-                served = bench_server(f"http://127.0.0.1:{port}", server.pid, clip, language, rounds, levels)
+                url = f"http://127.0.0.1:{port}"
+                _wait_healthy(url, server, Path(tmp) / "server.log")
+                raw = RawWhisper(model_dir, language, threads)
+                with httpx.Client(base_url=url, timeout=300) as http:
+                    result = bench_served(http, raw, clip, language, rounds, levels)
+                result["server_rss_bytes"] = int(psutil.Process(server.pid).memory_info().rss)
+                result["server_peak_rss_bytes"] = _peak_rss_bytes(server.pid)
             finally:
                 server.terminate()
                 server.wait(30)
-    raw_p50 = raw["latency_ms"]["p50"]
-    http_p50 = served["audio_latency_ms"]["p50"]
+    raw_p50, http_p50 = result["raw"]["latency_ms"]["p50"], result["audio_latency_ms"]["p50"]
     return {"clip_seconds": CLIP_SECONDS, "rounds": rounds, "cpu_threads": threads, "cpu_count": os.cpu_count(),
-            "load_average_before": [round(x, 2) for x in load_before], "raw": raw, **served,
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()], **result,
             "overhead_p50_ratio": round((http_p50 - raw_p50) / raw_p50, 4)}
 
 
@@ -186,7 +195,8 @@ def markdown(result: dict[str, Any]) -> str:
         *[f"| {level} | {rps:.2f} clips/s |" for level, rps in result["throughput_rps"].items()],
         "", f"Server RSS after the run: {result['server_rss_bytes'] / mib:.0f} MiB (peak"
             f" {result['server_peak_rss_bytes'] / mib:.0f} MiB). {result['rounds']} rounds,"
-            f" {result['cpu_threads']} CPU threads, load average before: {result['load_average_before']}.",
+            f" {result['cpu_threads']} CPU threads, load average before/after: {result['load_average_before']}"
+            f" / {result['load_average_after']}.",
     ]
     return "\n".join(rows)
 

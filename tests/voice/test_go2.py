@@ -174,3 +174,15 @@ def test_a_robot_that_goes_away_is_reported_and_found_again(go2_server: VoiceSer
     back = wait_until(lambda: (r := say(go2_server, "sta op"))["robot"]["code"] == 0 and r, 20,
                       interval=0.5, what="the robot answering again")
     assert back and httpx.get(f"{go2_server.url}/health").json()["robot_connected"] is True
+
+
+def test_shutdown_stops_a_running_motion(go2_server: VoiceServer, fake_go2: FakeGo2) -> None:
+    """Runs last: it stops the module's server (SIGTERM, as systemd or docker would)."""
+    mark = len(fake_go2.calls())
+    say(go2_server, "loop vooruit")
+    time.sleep(0.3)
+    go2_server.process.stop()
+    calls = fake_go2.calls_after(mark, settle_s=0.3)
+    assert apis(calls)[0] == "MOVE" and apis(calls)[-1] == "STOPMOVE"
+    assert sum(c["api"] == "MOVE" for c in calls) <= 6  # cut short, not the full second
+    assert "Finished server process" in go2_server.process.log_path.read_text()
