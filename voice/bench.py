@@ -105,7 +105,7 @@ def _peak_rss_bytes(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
 
-def bench_served(http: httpx.Client, raw: RawWhisper, clip: bytes, language: str, rounds: int,
+def bench_served(http: httpx.Client, raw: RawWhisper, clip: bytes, stand_up_clip: bytes, language: str, rounds: int,
                  levels: list[int]) -> dict[str, Any]:
     """Raw and HTTP calls alternate, one at a time, so that both see the same background load."""
 
@@ -123,6 +123,9 @@ def bench_served(http: httpx.Client, raw: RawWhisper, clip: bytes, language: str
         raw_times.append(raw(clip))
         audio_times.append(_timed(audio))
     text_times = [_timed(text) for _ in range(max(rounds, 50))]
+    # "sta op" also runs the acoustic stop/"sta op" check (one more encoder pass and 16 alignments).
+    checked_times = [_timed(lambda: http.post("/api/voice/listen", files={"audio": ("s.wav", stand_up_clip)},
+                                              data={"language": language})) for _ in range(max(3, rounds // 2))]
     throughput = {}
     for level in levels:
         count = max(8, 2 * level)
@@ -134,7 +137,8 @@ def bench_served(http: httpx.Client, raw: RawWhisper, clip: bytes, language: str
     return {"raw": {"latency_ms": _percentiles(raw_times), "transcript": raw.transcript},
             "audio_latency_ms": _percentiles(audio_times), "served_transcript": last["transcript"],
             "served_action": (last.get("command") or {}).get("action"),
-            "text_latency_ms": _percentiles(text_times), "throughput_rps": throughput}
+            "text_latency_ms": _percentiles(text_times), "stand_up_checked_latency_ms": _percentiles(checked_times),
+            "throughput_rps": throughput}
 
 
 def run_benchmark(*, rounds: int, levels: list[int], cache_dir: Path, language: str, threads: int) -> dict[str, Any]:
@@ -144,6 +148,7 @@ def run_benchmark(*, rounds: int, levels: list[int], cache_dir: Path, language: 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="jetfleet-bench-voice-") as tmp:
         clip = make_clip("loop vooruit", language, Path(tmp))
+        stand_up_clip = make_clip("sta op" if language == "nl" else "stand up", language, Path(tmp))
         port = _free_port()
         argv = [sys.executable, "-m", "jetfleet", "voice", "serve", "--robot", "none", "--host", "127.0.0.1",
                 "--port", str(port), "--cache-dir", str(cache_dir), "--language", language, "--max-queue", "64",
@@ -155,7 +160,7 @@ def run_benchmark(*, rounds: int, levels: list[int], cache_dir: Path, language: 
                 _wait_healthy(url, server, Path(tmp) / "server.log")
                 raw = RawWhisper(model_dir, language, threads)
                 with httpx.Client(base_url=url, timeout=300) as http:
-                    result = bench_served(http, raw, clip, language, rounds, levels)
+                    result = bench_served(http, raw, clip, stand_up_clip, language, rounds, levels)
                 result["server_rss_bytes"] = int(psutil.Process(server.pid).memory_info().rss)
                 result["server_peak_rss_bytes"] = _peak_rss_bytes(server.pid)
             finally:
@@ -184,12 +189,14 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path, timeout:
 
 def markdown(result: dict[str, Any]) -> str:
     raw, audio, text = result["raw"]["latency_ms"], result["audio_latency_ms"], result["text_latency_ms"]
+    checked = result["stand_up_checked_latency_ms"]
     mib = 1024 * 1024
     rows = [
         "| what | p50 | p95 |", "|---|---|---|",
         f"| raw faster-whisper, 2 s clip (in process) | {raw['p50']:.0f} ms | {raw['p95']:.0f} ms |",
         f"| HTTP `POST /api/voice/listen`, same clip | {audio['p50']:.0f} ms | {audio['p95']:.0f} ms |",
         f"| HTTP text command (`sta op`) | {text['p50']:.1f} ms | {text['p95']:.1f} ms |",
+        f"| HTTP spoken `sta op` (+ acoustic stop check) | {checked['p50']:.0f} ms | {checked['p95']:.0f} ms |",
         "", f"Service overhead at p50: {result['overhead_p50_ratio'] * 100:+.1f} % (goal <= 10 %).",
         "", "| concurrency | throughput |", "|---|---|",
         *[f"| {level} | {rps:.2f} clips/s |" for level, rps in result["throughput_rps"].items()],

@@ -160,6 +160,8 @@ class VoiceService:
         if match.command is None:
             return transcript, match
         phrases = verification_phrases(match.command.action, language)
+        if not phrases:
+            return transcript, match
         scores = transcriber.score_phrases(audio.samples, language, {a.value: p for a, p in phrases.items()})
         if scores:
             match = confirm_by_scores(match, {Action(k): v for k, v in scores.items()},

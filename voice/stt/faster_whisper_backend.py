@@ -59,6 +59,8 @@ class FasterWhisperTranscriber(Transcriber):
     def score_phrases(self, audio: AudioArray, language: str,
                       phrases: Mapping[str, Sequence[str]]) -> dict[str, float] | None:
         """Force-align each phrase to the audio without any bias and sum its token log-probabilities."""
+        if not phrases:
+            return {}
         model = self._model
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
                               language=language)
