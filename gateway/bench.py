@@ -187,7 +187,7 @@ def _node_argv(name: str) -> Argv:
 
 
 def _commands(index: int) -> dict[str, str]:
-    return {"command": ("sta op", "zit", "stop", "kom hier")[index % 4]}
+    return {"command": ("sta op", "ga liggen", "hallo", "stop")[index % 4]}
 
 
 def kill_numbers(workdir: Path, runs: int) -> dict[str, Any]:

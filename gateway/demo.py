@@ -51,7 +51,7 @@ def _free_port() -> int:
 
 
 def _commands(index: int) -> dict[str, str]:
-    return {"command": ("sta op", "zit", "kom hier")[index % 3]}
+    return {"command": ("sta op", "ga liggen", "hallo")[index % 3]}
 
 
 def run_gateway_demo(nodes: Sequence[DemoNode], kill: Callable[[str], None], workdir: Path, *, rate: float = 20.0,

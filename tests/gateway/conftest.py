@@ -14,10 +14,12 @@ import pytest
 import yaml
 
 from gateway.load import BackgroundStream, Outcome, Request
-from tests.support.processes import ManagedProcess, free_port, http_ok, jetfleet_cmd, wait_until
+from tests.support.processes import REPO_ROOT, ManagedProcess, free_port, http_ok, jetfleet_cmd, wait_until
 from tests.support.system import in_ci
 
 GATEWAY_START_TIMEOUT = 60.0
+VOICE_START_TIMEOUT = 180.0  # a voice server joins (once), loads and warms up Whisper base first
+VOICE_MODEL_CACHE = REPO_ROOT / ".cache" / "voice-models"  # shared with the voice tests
 
 
 @pytest.fixture(scope="session")
@@ -33,12 +35,11 @@ def traefik_bin() -> str:
         pytest.skip(str(exc))
 
 
-def voice_node_argv(name: str, port: int, delay_ms: float) -> list[str]:
-    """The one place that decides what a voice node is in these tests."""
-    import sys
-
-    return [sys.executable, "-m", "tests.gateway.standin_voice", "--port", str(port), "--node-name", name,
-            "--delay-ms", str(delay_ms)]
+def voice_node_argv(name: str, port: int) -> list[str]:
+    """A real voice server with no robot (text commands answer in about 2 ms; audio runs real Whisper)."""
+    return jetfleet_cmd("voice", "serve", "--robot", "none", "--host", "127.0.0.1", "--port", str(port),
+                        "--node-name", name, "--cache-dir", str(VOICE_MODEL_CACHE), "--workers", "1",
+                        "--cpu-threads", "1")
 
 
 def echo_node_argv(name: str, port: int, delay_ms: float = 0.0) -> list[str]:
@@ -50,19 +51,19 @@ def echo_node_argv(name: str, port: int, delay_ms: float = 0.0) -> list[str]:
 class Node:
     """A node process on a fixed loopback port that can be killed, paused and restarted."""
 
-    def __init__(self, workdir: Path, name: str, kind: str = "voice", delay_ms: float = 2.0) -> None:
+    def __init__(self, workdir: Path, name: str, kind: str = "voice", delay_ms: float = 0.0) -> None:
         self.workdir, self.name, self.kind, self.delay_ms = workdir, name, kind, delay_ms
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: ManagedProcess | None = None
         self._starts = 0
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self) -> None:
         self._starts += 1
-        make = voice_node_argv if self.kind == "voice" else echo_node_argv
-        self.process = ManagedProcess(make(self.name, self.port, self.delay_ms),
-                                      self.workdir / f"{self.name}-{self._starts}.log")
-        self.process.wait_http(self.url + "/health", timeout)
+        argv = voice_node_argv(self.name, self.port) if self.kind == "voice" else \
+            echo_node_argv(self.name, self.port, self.delay_ms)
+        self.process = ManagedProcess(argv, self.workdir / f"{self.name}-{self._starts}.log")
+        self.process.wait_http(self.url + "/health", VOICE_START_TIMEOUT if self.kind == "voice" else 60.0)
 
     def kill9(self) -> None:
         assert self.process is not None
@@ -132,7 +133,7 @@ def voice_nodes(_voice_fleet: dict[str, Node]) -> Iterator[dict[str, Node]]:
         node.ensure_running()
 
 
-def start_nodes(workdir: Path, names: Sequence[str], kind: str = "voice", delay_ms: float = 2.0) -> list[Node]:
+def start_nodes(workdir: Path, names: Sequence[str], kind: str = "voice", delay_ms: float = 0.0) -> list[Node]:
     nodes = [Node(workdir, name, kind, delay_ms) for name in names]
     started: list[Node] = []
     try:
@@ -204,7 +205,7 @@ Stream = BackgroundStream
 
 
 def command(index: int) -> dict[str, Any]:
-    return {"command": ["sta op", "zit", "stop", "kom hier"][index % 4]}
+    return {"command": ["sta op", "ga liggen", "hallo", "stop"][index % 4]}
 
 
 def voice_request(gateway: Gateway) -> Request:

@@ -32,7 +32,7 @@ def test_wrr_spreads_commands_evenly(traefik_bin: str, voice_nodes: dict[str, No
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][:3]
     served = [a.json()["node"] for a in answers]
     assert {name: served.count(name) for name in set(served)} == {"jetson-a": 30, "jetson-b": 30, "jetson-c": 30}
-    assert [a.json()["command"] for a in answers[:4]] == ["sta op", "zit", "stop", "kom hier"]
+    assert [a.json()["command"]["action"] for a in answers[:4]] == ["stand_up", "lie_down", "hello", "stop"]
 
 
 def _throttle(pid: int, stop: threading.Event, paused: float = 0.15, running: float = 0.05) -> None:
