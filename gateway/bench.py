@@ -139,7 +139,7 @@ def _throughput(url: str, duration: float) -> float:
 # -- audio scaling -------------------------------------------------------------------------------------
 
 def audio_scaling(workdir: Path, seconds: float) -> dict[str, Any]:
-    from voice.synth import synthesize  # type: ignore[import-not-found, unused-ignore]
+    from voice.synth import synthesize
 
     workdir.mkdir(parents=True, exist_ok=True)
     clip = synthesize("sta op", "nl", workdir / "sta-op.wav")
