@@ -43,7 +43,6 @@ class BasePreset:
     python_version: str
     wheel_platforms: tuple[str, ...]
     extras: str
-    build_locally: tuple[str, ...] = ()  # sdists built into wheels on this host (must match the image)
 
 
 def _manylinux(arch: str, newest_glibc: int) -> tuple[str, ...]:
@@ -53,15 +52,13 @@ def _manylinux(arch: str, newest_glibc: int) -> tuple[str, ...]:
 PRESETS = {
     # Debian 12: Python 3.11, glibc 2.36. No torch/TensorFlow: ONNX Runtime only keeps the image small.
     "local": BasePreset(LOCAL_BASE, "3.11", _manylinux("x86_64", 36), "modelserver"),
-    # JetPack 6 (L4T r36, Ubuntu 22.04): Python 3.10, glibc 2.35; pycuda has no aarch64 wheel on PyPI,
-    # so it is built on the Jetson itself against JetPack's CUDA.
-    "l4t": BasePreset(L4T_BASE, "3.10", _manylinux("aarch64", 35), "modelserver,jetson", build_locally=("pycuda",)),
+    # JetPack 6 (L4T r36, Ubuntu 22.04): Python 3.10, glibc 2.35. TensorRT and pycuda come from the base
+    # image (the venv sees its system site-packages), so nothing is compiled on the build host and any
+    # arm64 machine can build it (CI: .github/workflows/images.yml).
+    "l4t": BasePreset(L4T_BASE, "3.10", _manylinux("aarch64", 35), "modelserver"),
 }
-# Targets whose extras differ from the preset's (model-server uses the preset's): (extras, build_locally).
-TARGET_EXTRAS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
-    ("voice", "local"): ("voice", ()),
-    ("voice", "l4t"): ("voice", ()),
-}
+# Targets whose extras differ from the preset's (model-server uses the preset's).
+TARGET_EXTRAS: dict[str, str] = {"voice": "voice"}
 TARGETS = ("model-server", "voice")
 Log = Callable[[str], None]
 
@@ -76,7 +73,7 @@ def prepare_wheels(target: str, base: str, log: Log = print) -> Path:
     Downloads are kept between builds for the same preset; another preset starts from an empty dir.
     """
     preset = PRESETS[base]
-    extras, build_locally = TARGET_EXTRAS.get((target, base), (preset.extras, preset.build_locally))
+    extras = TARGET_EXTRAS.get(target, preset.extras)
     directory = wheels_dir(target)
     stamp = directory / "preset.txt"
     if directory.is_dir() and (not stamp.is_file() or stamp.read_text().strip() != base):
@@ -89,8 +86,6 @@ def prepare_wheels(target: str, base: str, log: Log = print) -> Path:
     pip = [sys.executable, "-m", "pip"]
     log(f"building the jetfleet wheel into {directory}")
     _build_jetfleet_wheel(directory)
-    for package in build_locally:
-        _run([*pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(directory), package])
     (jetfleet_wheel,) = directory.glob("jetfleet-*.whl")
     platform_args = [arg for tag in preset.wheel_platforms for arg in ("--platform", tag)]
     log(f"downloading wheels for jetfleet[{extras}] (Python {preset.python_version})")

@@ -15,6 +15,7 @@ need dockerd docker.io
 need debootstrap debootstrap
 need espeak-ng espeak-ng
 need sox sox
+need shellcheck shellcheck
 
 if [ "${#MISSING[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
