@@ -84,6 +84,7 @@ class HeartbeatIngest:
             "last_metrics": beat.metrics.model_dump(mode="json", exclude_defaults=True),
             "models": [m.model_dump(mode="json", exclude_none=True) for m in beat.models],
             "services": [s.model_dump(mode="json", exclude_none=True) for s in beat.services],
+            "manifest_keys": beat.manifest_keys,
             "beats": 1,
         }
         if beat.agent_version:
@@ -135,6 +136,7 @@ _UPDATE_HEARTBEAT = (
         last_metrics=bindparam("last_metrics"),
         models=bindparam("models"),
         services=bindparam("services"),
+        manifest_keys=bindparam("manifest_keys"),
         agent_version=func.coalesce(bindparam("agent_version"), Device.agent_version),
         heartbeats_received=Device.heartbeats_received + bindparam("beats"),
     )
