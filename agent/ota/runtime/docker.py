@@ -1,0 +1,194 @@
+"""The ``docker`` executor: one container per model version through the Docker Engine API.
+
+Container ``jetfleet-model-NAME-VERSION`` runs the model-server image with the version directory
+mounted read-only at /model (its engines/ read-write), host networking on its own port, the NVIDIA
+runtime when the daemon has one, restart policy ``unless-stopped``, and labels: the model, version,
+port, a config hash (drift: a container whose hash differs from what the agent would create now is
+recreated) and Traefik routing labels for sites that run Traefik's docker provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent.ota.observed import Instance
+from agent.ota.runtime.base import LaunchSpec, model_server_args
+from jetfleet.errors import PermanentError, TemporaryError
+
+log = logging.getLogger("jetfleet.agent.ota")
+T = TypeVar("T")
+CONTAINER_MODEL_DIR = "/model"
+LABEL = "jetfleet"
+STOP_TIMEOUT_SECONDS = 10
+
+
+class DockerRuntime:
+    kind = "docker"
+
+    def __init__(self, docker_host: str, image: str) -> None:
+        self.docker_host = docker_host
+        self.image = image
+        self._client: Any = None
+        self._nvidia: bool | None = None
+
+    async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(self._translate, function, *args, **kwargs)
+
+    def _translate(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        import docker.errors
+        import requests
+
+        try:
+            return function(*args, **kwargs)
+        except docker.errors.NotFound:
+            raise
+        except docker.errors.APIError as exc:
+            if exc.status_code is not None and exc.status_code < 500 and exc.status_code != 409:
+                raise PermanentError(f"Docker Engine refused: {exc.explanation or exc}") from exc
+            raise TemporaryError(f"Docker Engine error: {exc.explanation or exc}") from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+            self._client = None  # reconnect next time (the daemon may be restarting)
+            raise TemporaryError(f"Docker Engine at {self.docker_host} unavailable: {exc}") from exc
+
+    def _docker(self) -> Any:
+        if self._client is None:
+            import docker
+
+            self._client = docker.DockerClient(base_url=self.docker_host, version="auto", timeout=60)
+            self._nvidia = "nvidia" in (self._client.info().get("Runtimes") or {})
+        return self._client
+
+    async def instances(self) -> list[Instance]:
+        containers = await self._call(lambda: self._docker().containers.list(
+            all=True, filters={"label": f"{LABEL}.model"}))
+        return [self._instance(c) for c in containers]
+
+    def _instance(self, container: Any) -> Instance:
+        labels = container.labels
+        spec = LaunchSpec(labels[f"{LABEL}.model"], int(labels[f"{LABEL}.version"]), _mount_source(container),
+                          int(labels[f"{LABEL}.port"]), labels.get(f"{LABEL}.host", "127.0.0.1"))
+        current = labels.get(f"{LABEL}.config-hash") == self._config_hash(spec)
+        if not current:
+            log.info("container %s differs from the current config (image %s); it will be recreated",
+                     container.name, self.image)
+        return Instance(spec.name, spec.version, spec.port, container.status == "running" and current, container.id)
+
+    async def start(self, spec: LaunchSpec) -> Instance:
+        return await self._call(self._start, spec)
+
+    def _start(self, spec: LaunchSpec) -> Instance:
+        import docker.errors
+
+        client = self._docker()
+        name = container_name(spec.name, spec.version)
+        try:
+            existing = client.containers.get(name)
+        except docker.errors.NotFound:
+            existing = None
+        if existing is not None:
+            instance = self._instance(existing)
+            if instance.running:
+                return instance
+            if existing.labels.get(f"{LABEL}.config-hash") == self._config_hash(
+                    LaunchSpec(spec.name, spec.version, spec.model_dir, instance.port, spec.bind_host)):
+                existing.start()  # e.g. stopped by a daemon restart: same port, the route stays valid
+                log.info("restarted container %s", name)
+                return Instance(spec.name, spec.version, instance.port, True, existing.id)
+            existing.remove(force=True)
+        container = client.containers.run(self.image, model_server_args(spec, CONTAINER_MODEL_DIR), **self._options(
+            spec, name))
+        log.info("started container %s (%s, port %d)", name, self.image, spec.port)
+        return Instance(spec.name, spec.version, spec.port, True, container.id)
+
+    def _options(self, spec: LaunchSpec, name: str) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "name": name, "detach": True, "network_mode": "host",
+            "volumes": {str(spec.model_dir): {"bind": CONTAINER_MODEL_DIR, "mode": "ro"},
+                        str(spec.model_dir / "engines"): {"bind": f"{CONTAINER_MODEL_DIR}/engines", "mode": "rw"}},
+            "restart_policy": {"Name": "unless-stopped"},
+            "labels": self._labels(spec),
+        }
+        if self._nvidia:
+            options["runtime"] = "nvidia"
+        return options
+
+    def _labels(self, spec: LaunchSpec) -> dict[str, str]:
+        router = "jetfleet-" + _safe(spec.name)
+        return {
+            f"{LABEL}.model": spec.name, f"{LABEL}.version": str(spec.version), f"{LABEL}.port": str(spec.port),
+            f"{LABEL}.host": spec.bind_host, f"{LABEL}.config-hash": self._config_hash(spec),
+            "traefik.enable": "true",
+            f"traefik.http.routers.{router}.rule": f"PathPrefix(`/v2/models/{spec.name}`)",
+            f"traefik.http.routers.{router}.service": router,
+            f"traefik.http.services.{router}.loadbalancer.server.port": str(spec.port),
+        }
+
+    def _config_hash(self, spec: LaunchSpec) -> str:
+        config = {"image": self.image, "args": model_server_args(spec, CONTAINER_MODEL_DIR),
+                  "model_dir": str(spec.model_dir), "nvidia": bool(self._nvidia)}
+        return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+    async def alive(self, instance: Instance) -> bool:
+        import docker.errors
+
+        try:
+            container = await self._call(self._docker().containers.get, instance.ident)
+        except docker.errors.NotFound:
+            return False
+        state = container.attrs.get("State", {})
+        # a model that cannot load exits (and the restart policy brings it back): count that as dead
+        return bool(state.get("Running")) and not state.get("Restarting") and not container.attrs.get("RestartCount")
+
+    async def stop(self, instance: Instance) -> None:
+        import docker.errors
+
+        def stop_and_remove() -> None:
+            try:
+                container = self._docker().containers.get(instance.ident)
+            except docker.errors.NotFound:
+                return
+            if container.status == "running":
+                container.stop(timeout=STOP_TIMEOUT_SECONDS)
+            container.remove(force=True)
+            log.info("removed container %s", container.name)
+
+        await self._call(stop_and_remove)
+
+    async def logs(self, instance: Instance) -> str:
+        import docker.errors
+
+        try:
+            container = await self._call(self._docker().containers.get, instance.ident)
+            raw: bytes = await self._call(container.logs, tail=30)
+        except (docker.errors.NotFound, TemporaryError, PermanentError):
+            return ""
+        return raw.decode(errors="replace")
+
+    async def close(self) -> None:
+        """Containers outlive the agent (the daemon keeps them); only the API connection is closed."""
+        if self._client is not None:
+            await asyncio.to_thread(self._client.close)
+
+
+def container_name(name: str, version: int) -> str:
+    return f"jetfleet-model-{name}-{version}"
+
+
+def _safe(name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9-]", "-", name)
+    return safe if safe == name else f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+
+
+def _mount_source(container: Any) -> Path:
+    for mount in container.attrs.get("Mounts", []):
+        if mount.get("Destination") == CONTAINER_MODEL_DIR:
+            return Path(mount["Source"])
+    return Path("/nonexistent")
+
