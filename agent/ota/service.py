@@ -31,7 +31,7 @@ from agent.ota.records import RecordStore
 from agent.ota.trust import CLOCK_SKEW, ManifestGate, TrustStore
 from jetfleet.errors import JetfleetError
 from jetfleet.manifest import DesiredModel, ManifestError, ManifestPayload
-from jetfleet.protocol import HardwareInfo, HeartbeatResponse, ModelStatus, OtaItem, RegisterResponse
+from jetfleet.protocol import HardwareInfo, HeartbeatResponse, ModelStatus, RegisterResponse
 
 log = logging.getLogger("jetfleet.agent.ota")
 
@@ -53,7 +53,7 @@ class OtaService:
                                  http=self._http)
         self._tensorrt = hardware.tensorrt is not None
         self._desired: ManifestPayload | None = self.gate.last_accepted(_now())
-        self._refusal: tuple[str, list[OtaItem]] | None = None
+        self._refusal: tuple[str, dict[str, int]] | None = None  # reason, the versions it announced
         self._observed = Observed()
         self._tasks: dict[str, tuple[asyncio.Task[None], DesiredModel | None]] = {}
         self._wake: asyncio.Event | None = None
@@ -67,12 +67,12 @@ class OtaService:
         if response.manifest is None:
             if response.ota:
                 self._refuse("VERIFY_ERROR/UNSIGNED", "the control plane announced updates without a signed "
-                                                      "manifest", response.ota)
+                                                      "manifest", _announced(response))
             return
         try:
             payload = self.gate.accept(response.manifest, _now())
         except ManifestError as exc:
-            self._refuse(exc.code, str(exc), response.ota)
+            self._refuse(exc.code, str(exc), _announced(response))
             return
         self._refusal = None
         if self._desired is None or payload.serial != self._desired.serial or payload.models != self._desired.models:
@@ -82,10 +82,10 @@ class OtaService:
         if self._wake is not None:
             self._wake.set()
 
-    def _refuse(self, code: str, message: str, items: list[OtaItem]) -> None:
+    def _refuse(self, code: str, message: str, announced: dict[str, int]) -> None:
         if self._refusal is None or self._refusal[0] != code:
             log.error("refusing the control plane's manifest (%s); keeping the current models", message)
-        self._refusal = (code, list(items))
+        self._refusal = (code, announced)
 
     def trusted_keys(self) -> list[str]:
         return self.gate.trusted_key_ids
@@ -95,7 +95,7 @@ class OtaService:
         """One entry per model this device serves, wants, or was refused (read by every heartbeat)."""
         desired = {m.name: m for m in self._wanted() or ()}
         names = set(desired) | set(self.records.records) | set(self._observed.routes)
-        refused = {item.model: item for item in self._refusal[1]} if self._refusal else {}
+        refused = self._refusal[1] if self._refusal else {}
         result = []
         for name in sorted(names | set(refused)):
             record = self.records.get(name)
@@ -108,9 +108,9 @@ class OtaService:
                 state=record.state, reason=record.reason,
                 endpoint=self.router.endpoint(name, route) if serving and route else None,
                 progress_ratio=self.executor.progress.get(name) if record.state == states.DOWNLOADING else None)
-            if name in refused and self._refusal is not None:
+            if self._refusal is not None and name in refused and refused[name] != status.serving_version:
                 status = status.model_copy(update={"state": states.FAILED, "reason": self._refusal[0],
-                                                   "target_version": refused[name].version})
+                                                   "target_version": refused[name]})
             result.append(status)
         return result
 
@@ -209,6 +209,16 @@ class OtaService:
             await self.router.close()
         await self._http.aclose()
 
+
+
+def _announced(response: HeartbeatResponse) -> dict[str, int]:
+    """What a refused answer asked for (untrusted: only to say which updates were refused)."""
+    announced = {item.model: item.version for item in response.ota}
+    if response.manifest is not None:
+        with contextlib.suppress(ValueError):
+            payload = ManifestPayload.model_validate_json(response.manifest.payload)
+            announced.update({m.name: m.version for m in payload.models})
+    return announced
 
 
 def _now() -> datetime:
