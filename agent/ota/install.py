@@ -98,18 +98,24 @@ class ModelStore:
     def clear_current(self, name: str) -> None:
         (self.models_dir / name / CURRENT_LINK).unlink(missing_ok=True)
 
-    def installed(self) -> dict[str, dict[int, InstalledVersion]]:
-        """Complete version directories (with a valid model.json); leftovers of crashes are cleaned."""
-        found: dict[str, dict[int, InstalledVersion]] = {}
-        if not self.models_dir.is_dir():
-            return found
-        for model_dir in self.models_dir.iterdir():
-            if model_dir.name.startswith(".") or not model_dir.is_dir():
-                continue
+    def clean_leftovers(self) -> None:
+        """Remove half-installed and half-removed dirs a crash left behind (call before any install runs)."""
+        for model_dir in self._model_dirs():
             for entry in model_dir.iterdir():
                 if entry.name.startswith((".staging-", ".removing-")):
                     shutil.rmtree(entry, ignore_errors=True)
-                elif entry.name.isdigit() and entry.is_dir() and not entry.is_symlink():
+
+    def _model_dirs(self) -> list[Path]:
+        if not self.models_dir.is_dir():
+            return []
+        return [d for d in self.models_dir.iterdir() if not d.name.startswith(".") and d.is_dir()]
+
+    def installed(self) -> dict[str, dict[int, InstalledVersion]]:
+        """Complete version directories (with a valid model.json)."""
+        found: dict[str, dict[int, InstalledVersion]] = {}
+        for model_dir in self._model_dirs():
+            for entry in model_dir.iterdir():
+                if entry.name.isdigit() and entry.is_dir() and not entry.is_symlink():
                     version = self._read(entry)
                     if version is not None:
                         found.setdefault(model_dir.name, {})[version.version] = version

@@ -123,6 +123,7 @@ class OtaService:
     # -- the loop ------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         self._wake = asyncio.Event()
+        await asyncio.to_thread(self.store.clean_leftovers)
         try:
             await self.router.start()
         except JetfleetError as exc:
