@@ -21,6 +21,7 @@ from agent.metrics.collector import MetricsCollector
 from agent.ota.service import OtaService
 from agent.services import probe_services
 from agent.state import HeartbeatCounters
+from jetfleet.protocol import ServiceEndpoint
 
 log = logging.getLogger("jetfleet.agent")
 SHUTDOWN_GRACE_SECONDS = 1.5
@@ -55,13 +56,21 @@ class Agent:
                              location=c.location, hardware=self.hardware, heartbeat_interval=c.heartbeat_interval)
 
     def _sources(self) -> HeartbeatSources:
-        services = self.config.services
-
-        async def probe() -> list[Any]:
-            return await probe_services(services, self._probe_http) if services else []
+        async def probe() -> list[ServiceEndpoint]:
+            services = await probe_services(self.config.services, self._probe_http) if self.config.services else []
+            return services + self._own_services()
 
         return HeartbeatSources(metrics=lambda: self.collector.snapshot().to_heartbeat(), services=probe,
                                 models=self.ota.statuses, manifest_keys=self.ota.trusted_keys)
+
+    def _own_services(self) -> list[ServiceEndpoint]:
+        """The exporter, so that Prometheus can discover it from the registry (a wildcard host means
+        "the address the control plane sees my heartbeats from")."""
+        if self.metrics_server is None:
+            return []
+        host = self.config.metrics_host
+        host = f"[{host}]" if ":" in host else host
+        return [ServiceEndpoint(role="metrics", url=f"http://{host}:{self.metrics_server.port}", healthy=True)]
 
     def start(self) -> None:
         self.collector.start()

@@ -67,7 +67,7 @@ async def heartbeat(device_id: str, body: Heartbeat, request: Request,
     if auth is None:
         auth = await run_in_threadpool(ingest.load_auth, device_id)
     ingest.check_token(device_id, auth, bearer_token(authorization))
-    ingest.record(device_id, body, auth, _now())
+    ingest.record(device_id, body, auth, _now(), peer_host=request.client.host if request.client else None)
     state.counters.heartbeat()
     entry = state.desired.cached(device_id) or await run_in_threadpool(state.desired.load, device_id)
     payload, etag = state.desired.answer(entry, auth, body)

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 import jetfleet
-from backend import api_devices, api_models
+from backend import api_devices, api_models, api_monitoring
 from backend.artifacts import ArtifactStore
 from backend.desired_state import DesiredState
 from backend.ingest import HeartbeatIngest
@@ -66,6 +66,7 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     app.include_router(api_devices.router)
     app.include_router(api_models.device_router)
     app.include_router(api_models.router)
+    app.include_router(api_monitoring.router)
     app.add_exception_handler(JetfleetError, _jetfleet_error)
     return app
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import bindparam, func, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -76,14 +77,16 @@ class HeartbeatIngest:
             raise AuthError(f"invalid device token for '{device_id}'")
 
     # -- write-behind -----------------------------------------------------------------------------------
-    def record(self, device_id: str, beat: Heartbeat, auth: DeviceAuth, now: datetime) -> None:
+    def record(self, device_id: str, beat: Heartbeat, auth: DeviceAuth, now: datetime,
+               peer_host: str | None = None) -> None:
         values = {
             "b_id": device_id,
             "last_heartbeat_at": now,
             "offline_after": now + timedelta(seconds=auth.heartbeat_interval * self._settings.offline_after_missed),
             "last_metrics": beat.metrics.model_dump(mode="json", exclude_defaults=True),
             "models": [m.model_dump(mode="json", exclude_none=True) for m in beat.models],
-            "services": [s.model_dump(mode="json", exclude_none=True) for s in beat.services],
+            "services": [_resolve_wildcard(s.model_dump(mode="json", exclude_none=True), peer_host)
+                         for s in beat.services],
             "manifest_keys": beat.manifest_keys,
             "beats": 1,
         }
@@ -125,6 +128,20 @@ class HeartbeatIngest:
                 self.flush()
             except Exception:  # keep ingesting; the next flush retries with newer data
                 log.exception("heartbeat flush failed")
+
+
+_WILDCARD_HOSTS = {"0.0.0.0", "::", "[::]"}
+
+
+def _resolve_wildcard(service: dict[str, Any], peer_host: str | None) -> dict[str, Any]:
+    """A service listening on a wildcard address is reachable where the heartbeat came from."""
+    parts = urlsplit(service["url"])
+    if peer_host and parts.hostname is not None and (parts.hostname in _WILDCARD_HOSTS or
+                                                     f"[{parts.hostname}]" in _WILDCARD_HOSTS):
+        host = f"[{peer_host}]" if ":" in peer_host else peer_host
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        service = {**service, "url": urlunsplit(parts._replace(netloc=netloc))}
+    return service
 
 
 _UPDATE_HEARTBEAT = (

@@ -10,6 +10,7 @@ need() {
   MISSING+=("$2")
 }
 need initdb postgresql "/usr/lib/postgresql/*/bin"
+need prometheus prometheus
 
 if [ "${#MISSING[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

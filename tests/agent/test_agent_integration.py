@@ -147,6 +147,8 @@ def test_exporter_serves_metrics_scraped_over_http(sqlite_backend: BackendProces
         assert 0 <= scraped["jetfleet_cpu_utilization_ratio"].value <= 1
         assert scraped["jetfleet_memory_total_bytes"].value > 0
         assert scraped["jetfleet_last_heartbeat_timestamp_seconds"].value > time.time() - 60
+        reported = sqlite_backend.device("jetson-a")["services"]
+        assert {"role": "metrics", "url": f"http://127.0.0.1:{port}", "healthy": True} in reported
     finally:
         agent.stop()
 

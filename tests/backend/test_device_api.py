@@ -172,3 +172,18 @@ def test_backend_metrics_count_devices_and_heartbeats(backend: BackendProcess) -
     assert after["jetfleet_backend_devicesonline"] >= 1
     assert (after["jetfleet_backend_devicesonline"] + after["jetfleet_backend_devicesoffline"]
             == before["jetfleet_backend_devicesonline"] + before["jetfleet_backend_devicesoffline"] + 1)
+
+
+def test_prometheus_discovers_reported_exporters_at_the_heartbeat_address(backend: BackendProcess) -> None:
+    device_id = unique_id()
+    token = register(backend, device_id, location="Lab 2").json()["device_token"]
+    services = [{"role": "metrics", "url": "http://0.0.0.0:9101"}, {"role": "voice", "url": "http://[::]:8888"},
+                {"role": "vision", "url": "http://10.9.8.7:7000"}]
+    assert heartbeat(backend, device_id, token, {"services": services}).status_code == 200
+    with backend.admin() as admin:
+        groups = [g for g in admin.get("/api/v1/prometheus/targets").json() if g["labels"]["device_id"] == device_id]
+        assert httpx.get(f"{backend.url}/api/v1/prometheus/targets").status_code == 401
+    assert sorted((g["targets"], g["labels"]["jetfleet_role"]) for g in groups) == [
+        (["127.0.0.1:8888"], "voice"), (["127.0.0.1:9101"], "metrics")]
+    assert all(g["labels"]["__metrics_path__"] == "/metrics" and g["labels"]["location"] == "Lab 2" for g in groups)
+    assert backend.device(device_id)["services"][2]["url"] == "http://10.9.8.7:7000"  # not a wildcard: kept
