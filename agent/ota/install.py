@@ -68,6 +68,7 @@ class ModelStore:
             if model.golden is not None:
                 _place_golden(staging, model.golden, golden)
             write_metadata(staging, _metadata(model))
+            _world_readable(staging)  # the containerised server runs as another uid
             engines = engine_cache_dir(staging)
             engines.mkdir()
             _give_to_model_server(engines)
@@ -159,6 +160,13 @@ def _place_golden(staging: Path, check: GoldenCheck, files: dict[str, Path]) -> 
         os.replace(files[kind], directory / ref.filename)
     (directory / GOLDEN_CHECK_FILE).write_text(json.dumps(
         {"input": check.input.filename, "output": check.output.filename, "rtol": check.rtol, "atol": check.atol}))
+
+
+def _world_readable(directory: Path) -> None:
+    for root, _dirs, files in os.walk(directory):
+        os.chmod(root, 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
 
 
 def _give_to_model_server(engines: Path) -> None:

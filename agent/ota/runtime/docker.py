@@ -1,10 +1,11 @@
 """The ``docker`` executor: one container per model version through the Docker Engine API.
 
-Container ``jetfleet-model-NAME-VERSION`` runs the model-server image with the version directory
-mounted read-only at /model (its engines/ read-write), host networking on its own port, the NVIDIA
-runtime when the daemon has one, restart policy ``unless-stopped``, and labels: the model, version,
-port, a config hash (drift: a container whose hash differs from what the agent would create now is
-recreated) and Traefik routing labels for sites that run Traefik's docker provider.
+Container ``jetfleet-model-NAME-VERSION`` is run as ``agent.modelserver.container.run_options`` says
+(the model-server image, the version directory read-only at /model and its engines/ read-write, host
+networking on its own port, the NVIDIA runtime when the daemon has one) plus the agent's policy:
+restart ``unless-stopped`` and labels for the port, a config hash (drift: a container whose hash
+differs from what the agent would create now is recreated) and Traefik routing labels for sites that
+run Traefik's docker provider.
 """
 
 from __future__ import annotations
@@ -18,14 +19,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agent.modelserver.container import (
+    LABEL_MODEL,
+    LABEL_VERSION,
+    ModelContainerSpec,
+    container_name,
+    daemon_runtimes,
+    run_options,
+)
+from agent.modelserver.layout import CONTAINER_MODEL_DIR
 from agent.ota.observed import Instance
-from agent.ota.runtime.base import LaunchSpec, model_server_args
+from agent.ota.runtime.base import LaunchSpec
 from jetfleet.errors import PermanentError, TemporaryError
 
 log = logging.getLogger("jetfleet.agent.ota")
 T = TypeVar("T")
-CONTAINER_MODEL_DIR = "/model"
-LABEL = "jetfleet"
+LABEL_PORT = "io.jetfleet.port"
+LABEL_HOST = "io.jetfleet.host"
+LABEL_HASH = "io.jetfleet.config-hash"
 STOP_TIMEOUT_SECONDS = 10
 
 
@@ -36,7 +47,7 @@ class DockerRuntime:
         self.docker_host = docker_host
         self.image = image
         self._client: Any = None
-        self._nvidia: bool | None = None
+        self._runtimes: frozenset[str] = frozenset()
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(self._translate, function, *args, **kwargs)
@@ -62,19 +73,19 @@ class DockerRuntime:
             import docker
 
             self._client = docker.DockerClient(base_url=self.docker_host, version="auto", timeout=60)
-            self._nvidia = "nvidia" in (self._client.info().get("Runtimes") or {})
+            self._runtimes = daemon_runtimes(self._client.info())
         return self._client
 
     async def instances(self) -> list[Instance]:
         containers = await self._call(lambda: self._docker().containers.list(
-            all=True, filters={"label": f"{LABEL}.model"}))
+            all=True, filters={"label": LABEL_HASH}))
         return [self._instance(c) for c in containers]
 
     def _instance(self, container: Any) -> Instance:
         labels = container.labels
-        spec = LaunchSpec(labels[f"{LABEL}.model"], int(labels[f"{LABEL}.version"]), _mount_source(container),
-                          int(labels[f"{LABEL}.port"]), labels.get(f"{LABEL}.host", "127.0.0.1"))
-        current = labels.get(f"{LABEL}.config-hash") == self._config_hash(spec)
+        spec = LaunchSpec(labels[LABEL_MODEL], int(labels[LABEL_VERSION]), _mount_source(container),
+                          int(labels[LABEL_PORT]), labels.get(LABEL_HOST, "127.0.0.1"))
+        current = labels.get(LABEL_HASH) == self._config_hash(spec)
         if not current:
             log.info("container %s differs from the current config (image %s); it will be recreated",
                      container.name, self.image)
@@ -87,7 +98,7 @@ class DockerRuntime:
         import docker.errors
 
         client = self._docker()
-        name = container_name(spec.name, spec.version)
+        name = container_name(spec.name, str(spec.version))
         try:
             existing = client.containers.get(name)
         except docker.errors.NotFound:
@@ -96,34 +107,31 @@ class DockerRuntime:
             instance = self._instance(existing)
             if instance.running:
                 return instance
-            if existing.labels.get(f"{LABEL}.config-hash") == self._config_hash(
-                    LaunchSpec(spec.name, spec.version, spec.model_dir, instance.port, spec.bind_host)):
+            same_port = LaunchSpec(spec.name, spec.version, spec.model_dir, instance.port, spec.bind_host)
+            if existing.labels.get(LABEL_HASH) == self._config_hash(same_port):
                 existing.start()  # e.g. stopped by a daemon restart: same port, the route stays valid
                 log.info("restarted container %s", name)
                 return Instance(spec.name, spec.version, instance.port, True, existing.id)
             existing.remove(force=True)
-        container = client.containers.run(self.image, model_server_args(spec, CONTAINER_MODEL_DIR), **self._options(
-            spec, name))
+        container = client.containers.run(**self._options(spec))
         log.info("started container %s (%s, port %d)", name, self.image, spec.port)
         return Instance(spec.name, spec.version, spec.port, True, container.id)
 
-    def _options(self, spec: LaunchSpec, name: str) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "name": name, "detach": True, "network_mode": "host",
-            "volumes": {str(spec.model_dir): {"bind": CONTAINER_MODEL_DIR, "mode": "ro"},
-                        str(spec.model_dir / "engines"): {"bind": f"{CONTAINER_MODEL_DIR}/engines", "mode": "rw"}},
-            "restart_policy": {"Name": "unless-stopped"},
-            "labels": self._labels(spec),
-        }
-        if self._nvidia:
-            options["runtime"] = "nvidia"
+    def _options(self, spec: LaunchSpec) -> dict[str, Any]:
+        """The model server's own run options (agent.modelserver.container) plus the agent's policy."""
+        options = run_options(self._container_spec(spec), self._runtimes)
+        options["restart_policy"] = {"Name": "unless-stopped"}
         return options
+
+    def _container_spec(self, spec: LaunchSpec) -> ModelContainerSpec:
+        return ModelContainerSpec(image=self.image, name=spec.name, version=str(spec.version),
+                                  model_dir=spec.model_dir, port=spec.port, host=spec.bind_host,
+                                  labels=self._labels(spec))
 
     def _labels(self, spec: LaunchSpec) -> dict[str, str]:
         router = "jetfleet-" + _safe(spec.name)
         return {
-            f"{LABEL}.model": spec.name, f"{LABEL}.version": str(spec.version), f"{LABEL}.port": str(spec.port),
-            f"{LABEL}.host": spec.bind_host, f"{LABEL}.config-hash": self._config_hash(spec),
+            LABEL_PORT: str(spec.port), LABEL_HOST: spec.bind_host, LABEL_HASH: self._config_hash(spec),
             "traefik.enable": "true",
             f"traefik.http.routers.{router}.rule": f"PathPrefix(`/v2/models/{spec.name}`)",
             f"traefik.http.routers.{router}.service": router,
@@ -131,9 +139,12 @@ class DockerRuntime:
         }
 
     def _config_hash(self, spec: LaunchSpec) -> str:
-        config = {"image": self.image, "args": model_server_args(spec, CONTAINER_MODEL_DIR),
-                  "model_dir": str(spec.model_dir), "nvidia": bool(self._nvidia)}
-        return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+        """Everything the container was created from, except the labels carrying this hash."""
+        plain = ModelContainerSpec(image=self.image, name=spec.name, version=str(spec.version),
+                                   model_dir=spec.model_dir, port=spec.port, host=spec.bind_host)
+        options = run_options(plain, self._runtimes)
+        options["restart_policy"] = {"Name": "unless-stopped"}
+        return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     async def alive(self, instance: Instance) -> bool:
         import docker.errors
@@ -175,10 +186,6 @@ class DockerRuntime:
         """Containers outlive the agent (the daemon keeps them); only the API connection is closed."""
         if self._client is not None:
             await asyncio.to_thread(self._client.close)
-
-
-def container_name(name: str, version: int) -> str:
-    return f"jetfleet-model-{name}-{version}"
 
 
 def _safe(name: str) -> str:
