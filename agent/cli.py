@@ -73,6 +73,8 @@ def bench_agent(
 
 def register(app: typer.Typer) -> None:
     from agent import metrics_cli
+    from agent.ota import cli as ota_cli
 
     metrics_cli.add_commands(agent_app)
     app.add_typer(agent_app, name="agent")
+    ota_cli.register(app)

@@ -141,12 +141,16 @@ class Executor:
         def progress(done: int) -> None:
             self.progress[model.name] = done / model.size_bytes if model.size_bytes else 1.0
 
+        started = time.monotonic()
         try:
             for fetch in fetches:
                 await asyncio.to_thread(self._fetch, fetch, cancel, progress if fetch.kind == "artifact" else None)
         except asyncio.CancelledError:
             cancel.set()  # the download thread stops at its next chunk; the bytes stay for a resume
             raise
+        seconds = time.monotonic() - started
+        log.info("downloaded %s version %s: %d bytes (from byte %d) in %.3f s", model.name, model.version,
+                 model.size_bytes, step.resume_from, seconds)
 
     def _fetch(self, fetch: Fetch, cancel: threading.Event, progress: Callable[[int], None] | None) -> None:
         token = self.token()
@@ -233,7 +237,7 @@ class Executor:
         record = self.records.get(step.name)
         lkg = step.replaced if step.replaced is not None else record.last_known_good
         self.records.put(record.evolve(state=states.COMMITTED, reason=None, target_version=step.version,
-                                       last_known_good=lkg, failure=None, attempts=0, heal_retry_at=None))
+                                       last_known_good=lkg, failure=None, attempts=0, backoff_until=None))
         pipeline.candidate = None  # it is the serving instance now: never roll it back
 
     async def _stop_old(self, step: StopOld, pipeline: _Pipeline) -> None:
@@ -286,14 +290,14 @@ class Executor:
         started = await self._discard_candidate(pipeline)
         record = self.records.get(name)
         now = time.time()
+        backoff_until = now + _backoff(record.attempts)
         if getattr(step, "heal", False) or target is None:
             log.warning("%s: could not restore the serving instance: %s", name, failure)
-            delay = _backoff(record.attempts)
-            self.records.put(record.evolve(heal_retry_at=now + delay, attempts=record.attempts + 1))
+            self.records.put(record.evolve(backoff_until=backoff_until, attempts=record.attempts + 1))
             return
         attempts = record.attempts + 1
         if failure.temporary:
-            retry_at: float | None = now + _backoff(record.attempts)
+            retry_at: float | None = backoff_until
             state = record.state
         else:
             retry_at = now + failure.retry_after if failure.retry_after is not None else None
@@ -302,6 +306,7 @@ class Executor:
                 target.version, failure, "retrying later" if retry_at else "giving up on this version")
         self.records.put(record.evolve(
             state=state, reason=failure.reason, target_version=target.version, attempts=attempts,
+            backoff_until=backoff_until,
             failure=Failure(target.version, target.sha256, target.generation, failure.reason, retry_at)))
 
     async def _discard_candidate(self, pipeline: _Pipeline) -> bool:

@@ -60,6 +60,8 @@ def plan(desired: Sequence[DesiredModel] | None, observed: Observed, records: Ma
         if name in observed.busy:
             continue
         record = records.get(name) or ModelRecord(name)
+        if _backing_off(record, wanted.get(name), ctx):
+            continue
         if desired is None:
             steps += _heal(name, observed, record, ctx)
         elif name in wanted:
@@ -140,11 +142,16 @@ def _heal(name: str, observed: Observed, record: ModelRecord, ctx: PlanContext) 
         return []
     if route.version not in observed.installed.get(name, {}):
         return []
-    if record.heal_retry_at is not None and ctx.now < record.heal_retry_at:
-        return []
     running = any(i.running and i.version == route.version for i in observed.instances_of(name))
     start: list[Step] = [] if running else [StartCandidate(name, route.version, heal=True)]
     return [*start, HealthCheck(name, route.version, heal=True), Switch(name, route.version, heal=True)]
+
+
+def _backing_off(record: ModelRecord, model: DesiredModel | None, ctx: PlanContext) -> bool:
+    """A pipeline of this model failed a moment ago: wait (unless a new version is wanted meanwhile)."""
+    if record.backoff_until is None or ctx.now >= record.backoff_until:
+        return False
+    return model is None or model.version == record.target_version
 
 
 def _strays(name: str, observed: Observed) -> list[Step]:

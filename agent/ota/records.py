@@ -41,7 +41,7 @@ class ModelRecord:
     last_known_good: int | None = None
     failure: Failure | None = None
     attempts: int = 0  # consecutive failures of the current target (backoff)
-    heal_retry_at: float | None = None
+    backoff_until: float | None = None  # after a failed pipeline: no steps before this (wall clock)
     progress_ratio: float | None = None
 
     def evolve(self, **changes: Any) -> ModelRecord:

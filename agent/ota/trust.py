@@ -116,6 +116,8 @@ class ManifestGate:
                                 "none at registration and manifest_public_key is null)")
         payload = verify_signature(signed.payload, signed.signature, signed.key_id, self.state.keys)
         self._check_policy(payload, now)
+        if signed == self.state.manifest:
+            return payload  # the same manifest again (every answer carries it): nothing to record
         keys = {signed.key_id: self.state.keys[signed.key_id]}
         for announced in payload.next_keys:
             keys[key_id(announced)] = announced

@@ -47,7 +47,7 @@ def infer(endpoint: str, model: str, x: np.ndarray) -> tuple[str, np.ndarray]:  
 class Load:
     """A client sending inferences one after another (bounded in count and time), recording every answer."""
 
-    def __init__(self, endpoint: str, model: str, max_requests: int = 5000, max_seconds: float = 120) -> None:
+    def __init__(self, endpoint: str, model: str, max_requests: int = 50_000, max_seconds: float = 300) -> None:
         self.endpoint, self.model = endpoint, model
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.versions: list[str] = []
@@ -78,8 +78,10 @@ class Load:
         return self
 
     def __exit__(self, *_: object) -> None:
+        alive = self._thread.is_alive()
         self._stop.set()
         self._thread.join(60)
+        assert alive, "the load client stopped early (count or time bound reached): the test measured nothing"
 
 
 def test_deploy_by_tag_swap_under_load_rollback_and_cleanup(ota_backend: BackendProcess, tmp_path: Path) -> None:

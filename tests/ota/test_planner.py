@@ -138,7 +138,7 @@ def test_a_dead_serving_instance_is_healed() -> None:
     gone = replace(dead, instances=())
     assert plan(None, gone, record, CTX) == [StartCandidate("det", 1, heal=True), HealthCheck("det", 1, heal=True),
                                             Switch("det", 1, heal=True)]
-    backoff = {"det": replace(record["det"], heal_retry_at=2000.0)}
+    backoff = {"det": replace(record["det"], backoff_until=2000.0)}
     assert plan(None, gone, backoff, CTX) == []
     assert plan(None, Observed(installed=installed(1), **serving(1)), record, CTX) == []  # type: ignore[arg-type]
 
@@ -175,3 +175,14 @@ def test_two_models_are_planned_independently() -> None:
     assert ("seg", "Commit") in [(s.name, type(s).__name__) for s in steps]
     assert [s for s in steps if isinstance(s, Commit) and s.name == "det"] == [Commit("det", 2, replaced=1)]
     assert not [s for s in steps if isinstance(s, (Forget, Unroute))]
+
+
+def test_a_model_whose_pipeline_just_failed_waits_unless_a_new_version_is_wanted() -> None:
+    observed = Observed(installed=installed(1, 2), free_bytes=10**12, routes={"det": Route(1, 18101)},
+                        instances=(Instance("det", 1, 18101, False, "id1"),))
+    waiting = {"det": ModelRecord("det", states.ACTIVATING, target_version=2, backoff_until=1010.0)}
+    assert plan([model(2)], observed, waiting, CTX) == []
+    assert plan(None, observed, waiting, CTX) == []  # healing waits too
+    assert kinds(plan([model(3)], replace(observed, installed=installed(1, 2, 3)), waiting, CTX))[0] == \
+        "StartCandidate"
+    assert kinds(plan([model(2)], observed, waiting, replace(CTX, now=1011.0)))[0] == "StartCandidate"

@@ -48,6 +48,7 @@ class DockerRuntime:
         self.image = image
         self._client: Any = None
         self._runtimes: frozenset[str] = frozenset()
+        self._started: dict[str, str | None] = {}  # container id -> StartedAt when first checked
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(self._translate, function, *args, **kwargs)
@@ -79,7 +80,7 @@ class DockerRuntime:
     async def instances(self) -> list[Instance]:
         containers = await self._call(lambda: self._docker().containers.list(
             all=True, filters={"label": LABEL_HASH}))
-        return [self._instance(c) for c in containers]
+        return [self._instance(c) for c in containers if c.status != "removing"]  # already on its way out
 
     def _instance(self, container: Any) -> Instance:
         labels = container.labels
@@ -95,20 +96,17 @@ class DockerRuntime:
         return await self._call(self._start, spec)
 
     def _start(self, spec: LaunchSpec) -> Instance:
-        import docker.errors
 
         client = self._docker()
         name = container_name(spec.name, str(spec.version))
-        try:
-            existing = client.containers.get(name)
-        except docker.errors.NotFound:
-            existing = None
+        existing = _settled(client, name)
         if existing is not None:
             instance = self._instance(existing)
             if instance.running:
                 return instance
             same_port = LaunchSpec(spec.name, spec.version, spec.model_dir, instance.port, spec.bind_host)
             if existing.labels.get(LABEL_HASH) == self._config_hash(same_port):
+                self._started.pop(existing.id, None)
                 existing.start()  # e.g. stopped by a daemon restart: same port, the route stays valid
                 log.info("restarted container %s", name)
                 return Instance(spec.name, spec.version, instance.port, True, existing.id)
@@ -154,8 +152,9 @@ class DockerRuntime:
         except docker.errors.NotFound:
             return False
         state = container.attrs.get("State", {})
-        # a model that cannot load exits (and the restart policy brings it back): count that as dead
-        return bool(state.get("Running")) and not state.get("Restarting") and not container.attrs.get("RestartCount")
+        # a model that cannot load exits and the restart policy brings it back: a new start time means it died
+        started = self._started.setdefault(instance.ident, state.get("StartedAt"))
+        return bool(state.get("Running")) and not state.get("Restarting") and state.get("StartedAt") == started
 
     async def stop(self, instance: Instance) -> None:
         import docker.errors
@@ -163,11 +162,14 @@ class DockerRuntime:
         def stop_and_remove() -> None:
             try:
                 container = self._docker().containers.get(instance.ident)
+                if container.status == "running":
+                    container.stop(timeout=STOP_TIMEOUT_SECONDS)
+                container.remove(force=True)
             except docker.errors.NotFound:
                 return
-            if container.status == "running":
-                container.stop(timeout=STOP_TIMEOUT_SECONDS)
-            container.remove(force=True)
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: its removal is already under way
+                    raise
             log.info("removed container %s", container.name)
 
         await self._call(stop_and_remove)
@@ -191,6 +193,23 @@ class DockerRuntime:
 def _safe(name: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9-]", "-", name)
     return safe if safe == name else f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+
+
+def _settled(client: Any, name: str, timeout: float = 120.0) -> Any:
+    """The container called ``name``, or None; waits while one is being removed (its name is still taken)."""
+    import time
+
+    import docker.errors
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            container = client.containers.get(name)
+        except docker.errors.NotFound:
+            return None
+        if container.status != "removing" or time.monotonic() > deadline:
+            return container
+        time.sleep(0.5)
 
 
 def _mount_source(container: Any) -> Path:
