@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from tests.backend.registry_helpers import dense_model, golden_pair, push
@@ -44,7 +45,7 @@ class DaemonRestarter:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             argv = [part.decode() for part in handle.read().split(b"\0") if part]
         os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not Path(f"/proc/{pid}").exists(), 60, what="dockerd stopped")
+        wait_until(lambda: _gone(pid), 60, what="dockerd stopped")
         if self.replacement is not None:
             self.replacement.stop(timeout=60)
         self.replacement = ManagedProcess(argv, run / "dockerd-restarted.log")
@@ -55,6 +56,14 @@ class DaemonRestarter:
             self.replacement.stop(timeout=60)
 
 
+def _gone(pid: int) -> bool:
+    """Exited (a zombie until the harness, its parent, reaps it)."""
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
 def _pings(engine: DockerEngine) -> bool:
     try:
         return bool(engine.client.ping())
@@ -62,8 +71,9 @@ def _pings(engine: DockerEngine) -> bool:
         return False
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def daemon(docker_engine: DockerEngine) -> Iterator[DaemonRestarter]:
+    """Session-wide: a restarted daemon must keep serving later tests; stopped before the harness cleans up."""
     if not docker_engine.started_here:
         pytest.skip("restarting a Docker daemon this session did not start is not done")
     restarter = DaemonRestarter(docker_engine)
