@@ -155,9 +155,7 @@ class Executor:
     def _fetch(self, fetch: Fetch, cancel: threading.Event, progress: Callable[[int], None] | None) -> None:
         token = self.token()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        timeout = httpx.Timeout(self.settings.request_timeout, connect=10.0)
-        with httpx.Client(headers=headers, timeout=timeout) as client:
-            self.downloads.fetch(client, fetch, cancel, progress or (lambda _n: None))
+        self.downloads.fetch(fetch, headers, self.settings.request_timeout, cancel, progress or (lambda _n: None))
 
     def _url(self, sha256: str) -> str:
         return f"{self.settings.backend_url}/api/v1/edge-devices/{self.settings.device_id}/artifacts/{sha256}"
