@@ -11,6 +11,8 @@ need() {
 }
 need initdb postgresql "/usr/lib/postgresql/*/bin"
 need prometheus prometheus
+need dockerd docker.io
+need debootstrap debootstrap
 
 if [ "${#MISSING[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

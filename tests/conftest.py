@@ -11,6 +11,8 @@ import pytest
 from tests.support.backend import BackendProcess, backend_server
 from tests.support.postgres import PostgresServer, create_database, postgres_server
 
+pytest_plugins = ["tests.support.docker_engine"]
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:

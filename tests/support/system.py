@@ -5,9 +5,11 @@ In CI (``CI=true``) a missing system dependency is a failure, never a silent ski
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,17 @@ def _apt_install(packages: list[str]) -> None:
         _apt_updated = True
     subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
                    check=True, env=env, capture_output=True)
+
+
+def require_module(module: str, extra: str) -> Any:
+    """Import a Python module a test needs; skip with the reason when absent (fail in CI)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        reason = f"Python module '{module}' is not installed (pip install 'jetfleet[{extra}]'): {exc}"
+        if in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 def require_binary(binary: str, apt_packages: list[str], *, search: list[str] | None = None) -> str:

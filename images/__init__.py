@@ -1,0 +1,1 @@
+"""Build helpers for the container images (``python -m images.build --help``)."""
