@@ -215,3 +215,22 @@ def ready(node: Node, model: str) -> bool:
         return httpx.get(f"{node.endpoint}/v2/models/{model}/ready", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_newer_version_supersedes_a_download_in_flight(ota_backend: BackendProcess, proxy: BackendProxy,
+                                                         tmp_path: Path) -> None:
+    model = unique_id("dense")
+    push(ota_backend, model, dense_model(tmp_path / "v1.onnx", features=2048, outputs=2048), tag="prod")  # 16 MB
+    push(ota_backend, model, dense_model(tmp_path / "v2.onnx", features=4, outputs=3, seed=2))
+    proxy.artifact_rate = 2 * MIB  # version 1 would take about 8 s
+    node = node_via(proxy, ota_backend, tmp_path)
+    try:
+        deploy(ota_backend, model, "prod", node.name)
+        wait_state(ota_backend, model, node.name, state="downloading")
+        move_tag(ota_backend, model, "prod", 2)
+        wait_state(ota_backend, model, node.name, version=2, state="committed", timeout=30)
+        assert versions_on_disk(node, model) == {"2"}
+        wait_until(lambda: partials(node) == [], 10, what="the abandoned download removed")
+        assert "superseded" in node.log()
+    finally:
+        node.stop()
