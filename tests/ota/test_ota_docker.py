@@ -6,10 +6,13 @@ zero failed requests, a removed container and a restarted Docker daemon both hea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -44,6 +47,7 @@ class DaemonRestarter:
         pid = int((run / "dockerd.pid").read_text())
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             argv = [part.decode() for part in handle.read().split(b"\0") if part]
+        self.engine.client.close()  # its pooled connections would outlive the daemon (unclosed sockets)
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: _gone(pid), 60, what="dockerd stopped")
         if self.replacement is not None:
@@ -64,9 +68,22 @@ def _gone(pid: int) -> bool:
         return True
 
 
+@contextmanager
+def docker_client(engine: DockerEngine) -> Iterator[Any]:
+    """A short-lived client: pooled connections to a daemon that restarts would be left dangling."""
+    import docker
+
+    client = docker.DockerClient(base_url=engine.base_url, version="auto", timeout=60)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def _pings(engine: DockerEngine) -> bool:
     try:
-        return bool(engine.client.ping())
+        with docker_client(engine) as client:
+            return bool(client.ping())
     except Exception:  # the socket is not there yet
         return False
 
@@ -81,13 +98,22 @@ def daemon(docker_engine: DockerEngine) -> Iterator[DaemonRestarter]:
     restarter.close()
 
 
-def container(engine: DockerEngine, model: str, version: int) -> object | None:
+def container(engine: DockerEngine, model: str, version: int) -> dict[str, Any] | None:
+    """The container's inspect data, or None."""
     import docker.errors
 
-    try:
-        return engine.client.containers.get(f"jetfleet-model-{model}-{version}")
-    except docker.errors.NotFound:
-        return None
+    with docker_client(engine) as client:
+        try:
+            return client.containers.get(f"jetfleet-model-{model}-{version}").attrs  # type: ignore[no-any-return]
+        except docker.errors.NotFound:
+            return None
+
+
+def remove(engine: DockerEngine, model: str, version: int) -> None:
+    import docker.errors
+
+    with docker_client(engine) as client, contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(f"jetfleet-model-{model}-{version}").remove(force=True)
 
 
 def test_docker_executor_deploys_swaps_and_heals(ota_backend: BackendProcess, docker_engine: DockerEngine,
@@ -104,9 +130,8 @@ def test_docker_executor_deploys_swaps_and_heals(ota_backend: BackendProcess, do
              golden=golden_pair(tmp_path / "g1", seed=1))
         deploy(ota_backend, model, "prod", node.name)
         wait_state(ota_backend, model, node.name, version=1, state="committed", timeout=180)
-        first = container(docker_engine, model, 1)
-        assert first is not None
-        attrs = first.attrs  # type: ignore[attr-defined]
+        attrs = container(docker_engine, model, 1)
+        assert attrs is not None
         assert attrs["HostConfig"]["NetworkMode"] == "host"
         assert attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
         assert {m["Destination"]: m["RW"] for m in attrs["Mounts"]} == {"/model": False, "/model/engines": True}
@@ -128,7 +153,7 @@ def test_docker_executor_deploys_swaps_and_heals(ota_backend: BackendProcess, do
         wait_until(lambda: container(docker_engine, model, 1) is None, 60, what="old container removed")
 
         # a container that disappears is recreated by the next pass
-        container(docker_engine, model, 2).remove(force=True)  # type: ignore[union-attr]
+        remove(docker_engine, model, 2)
         wait_until(lambda: _serves(node, model, "2"), 180, interval=0.5, what="recreated container serving")
 
         # a Docker daemon restart: the containers come back, the agent notices and serving resumes
@@ -137,10 +162,8 @@ def test_docker_executor_deploys_swaps_and_heals(ota_backend: BackendProcess, do
         assert model_state(ota_backend, model, node.name)["version"] == 2  # type: ignore[index]
     finally:
         node.stop()
-    for version in (1, 2):  # containers outlive the agent; clean them up for the next test
-        found = container(docker_engine, model, version)
-        if found is not None:
-            found.remove(force=True)  # type: ignore[attr-defined]
+    for number in (1, 2):  # containers outlive the agent; clean them up for the next test
+        remove(docker_engine, model, number)
 
 
 def _serves(node: Node, model: str, version: str) -> bool:

@@ -176,6 +176,7 @@ def test_dead_model_server_and_restarted_agent_are_healed(ota_backend: BackendPr
         deploy(ota_backend, model, "prod", node.name)
         wait_state(ota_backend, model, node.name, version=1, state="committed")
         first = server_pid(node, model)
+        assert first is not None
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: server_pid(node, model) not in (None, first), 30, what="a new model server")
         wait_until(lambda: ready(node, model), 30, what="serving again after the crash")

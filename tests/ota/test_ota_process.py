@@ -127,10 +127,10 @@ def test_deploy_by_tag_swap_under_load_rollback_and_cleanup(ota_backend: Backend
         assert "version 3" not in " ".join(_running_servers(nodes[0], model))
 
         # keep-3 cleanup: versions 4 and 5 roll out; 1 and 2 ... only the latest 3 (plus serving/LKG) stay
-        for version in (4, 5):
-            push(ota_backend, model, dense_model(tmp_path / f"v{version}.onnx", seed=version))
-            move_tag(ota_backend, model, "prod", version)
-            wait_state(ota_backend, model, nodes[0].name, version=version, state="committed")
+        for number in (4, 5):
+            push(ota_backend, model, dense_model(tmp_path / f"v{number}.onnx", seed=number))
+            move_tag(ota_backend, model, "prod", number)
+            wait_state(ota_backend, model, nodes[0].name, version=number, state="committed")
         wait_for_disk(nodes[0], model, {"3", "4", "5"})
         assert (nodes[0].models_dir / model / "current").readlink() == Path("5")
     finally:

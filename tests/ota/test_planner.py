@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from agent.ota import states
@@ -45,7 +46,7 @@ def serving(version: int, port: int = 18101, name: str = "det") -> dict[str, obj
             "instances": (Instance(name, version, port, True, f"id{version}"),)}
 
 
-def kinds(steps: list[object]) -> list[str]:
+def kinds(steps: Sequence[object]) -> list[str]:
     return [type(s).__name__ for s in steps]
 
 
