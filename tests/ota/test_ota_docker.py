@@ -81,10 +81,14 @@ def docker_client(engine: DockerEngine) -> Iterator[Any]:
 
 
 def _pings(engine: DockerEngine) -> bool:
+    """GET /_ping over the socket (the docker SDK leaks a socket when the daemon refuses the connection)."""
+    import httpx
+
+    transport = httpx.HTTPTransport(uds=engine.base_url.removeprefix("unix://"))
     try:
-        with docker_client(engine) as client:
-            return bool(client.ping())
-    except Exception:  # the socket is not there yet
+        with httpx.Client(transport=transport, timeout=5) as client:
+            return client.get("http://docker/_ping").status_code == 200
+    except httpx.HTTPError:
         return False
 
 
