@@ -81,10 +81,19 @@ def docker_client(engine: DockerEngine) -> Iterator[Any]:
 
 
 def _pings(engine: DockerEngine) -> bool:
-    """GET /_ping over the socket (the docker SDK leaks a socket when the daemon refuses the connection)."""
+    """GET /_ping over the socket. The socket is probed first: docker-py and httpcore both leak the socket
+    of a refused connection (a ResourceWarning in some later test)."""
+    import socket
+
     import httpx
 
-    transport = httpx.HTTPTransport(uds=engine.base_url.removeprefix("unix://"))
+    path = engine.base_url.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    transport = httpx.HTTPTransport(uds=path)
     try:
         with httpx.Client(transport=transport, timeout=5) as client:
             return client.get("http://docker/_ping").status_code == 200
