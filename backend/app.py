@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 import jetfleet
-from backend import api_devices, api_models, api_monitoring
+from backend import api_devices, api_gateway, api_models, api_monitoring
 from backend.artifacts import ArtifactStore
 from backend.desired_state import DesiredState
 from backend.ingest import HeartbeatIngest
@@ -67,6 +67,7 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     app.include_router(api_models.device_router)
     app.include_router(api_models.router)
     app.include_router(api_monitoring.router)
+    app.include_router(api_gateway.router)
     app.add_exception_handler(JetfleetError, _jetfleet_error)
     return app
 

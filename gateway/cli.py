@@ -1,10 +1,227 @@
-"""``jetfleet gateway ...`` commands."""
+"""``jetfleet gateway ...`` commands: render, run, monitor, health; ``jetfleet bench gateway``."""
 
 from __future__ import annotations
 
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
 
+from jetfleet.cliapp import bench_app
+from jetfleet.clioptions import JsonOutput, Token
+from jetfleet.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.fleet import GatewaySettings
+    from gateway.monitor import NodeTarget, Snapshot
+
 gateway_app = typer.Typer(help="Traefik gateway across Jetsons.", no_args_is_help=True)
+
+FleetFile = Annotated[Path | None, typer.Option("--fleet", help="Fleet file (YAML): nodes, roles, gateway settings.")]
+FromBackend = Annotated[str | None, typer.Option("--from-backend", envvar="JETFLEET_BACKEND_URL", show_default=False,
+                                                 help="Control plane URL: route to the live registry instead.")]
+SettingsFile = Annotated[Path | None, typer.Option(
+    "--settings", help="With --from-backend: a YAML file with only a 'gateway:' section (ports, strategy, ...).")]
+
+
+def _one_source(fleet: Path | None, from_backend: str | None) -> None:
+    if (fleet is None) == (from_backend is None):
+        raise ConfigError("give exactly one of --fleet FILE or --from-backend URL", key="--fleet/--from-backend")
+    if fleet is None and not from_backend:
+        raise ConfigError("the control plane URL is empty", key="--from-backend")
+
+
+def _settings(settings_file: Path | None) -> GatewaySettings:
+    from gateway.fleet import GatewaySettings, load_settings
+
+    return load_settings(settings_file) if settings_file is not None else GatewaySettings()
+
+
+@gateway_app.command("render")
+def render(
+    fleet: FleetFile = None,
+    from_backend: FromBackend = None,
+    token: Token = "",
+    settings_file: SettingsFile = None,
+    out: Path | None = typer.Option(None, "--out", help="Write the files here instead of printing them."),
+    config_path: str | None = typer.Option(None, help="Path of the dynamic file as Traefik will see it "
+                                                      "(e.g. inside a container); default: the written file."),
+) -> None:
+    """Render Traefik's static flags and dynamic config (validated), for a fleet file or the live registry."""
+    import yaml
+
+    from gateway.fleet import load_fleet
+    from gateway.sources import backend_run, fleet_run
+
+    _one_source(fleet, from_backend)
+    file_name = "dynamic.yml" if fleet is not None else "health.yml"
+    target = Path(config_path) if config_path else (out.resolve() / file_name if out else Path(file_name))
+    snapshot = None
+    if fleet is not None:
+        plan = fleet_run(load_fleet(fleet), target)
+    else:
+        plan, snapshot = backend_run(str(from_backend), token, _settings(settings_file), target)
+    files = {file_name: yaml.safe_dump(plan.file_config.dump(), sort_keys=False),
+             "traefik.flags": "\n".join(plan.flags) + "\n"}
+    if snapshot is not None:
+        files["registry-snapshot.yml"] = yaml.safe_dump(snapshot.dump(), sort_keys=False)
+    if out is None:
+        for name, text in files.items():
+            sys.stdout.write(f"# --- {name} ---\n" + "".join(f"# {line}\n" if name == "traefik.flags" else f"{line}\n"
+                                                              for line in text.splitlines()))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text)
+        print(f"wrote {out / name}")
+
+
+@gateway_app.command("run")
+def run(
+    fleet: FleetFile = None,
+    from_backend: FromBackend = None,
+    token: Token = "",
+    settings_file: SettingsFile = None,
+    work_dir: Path | None = typer.Option(None, help="Where to write Traefik's config (default: a temporary dir)."),
+    traefik: str | None = typer.Option(None, help="Traefik binary (default: 'traefik' on PATH or in this venv)."),
+) -> None:
+    """Run the real Traefik with the rendered config until SIGTERM/Ctrl-C (plus the gateway's /health)."""
+    from gateway.fleet import load_fleet
+    from gateway.runner import find_traefik, run_gateway
+    from gateway.sources import backend_run, fleet_run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _one_source(fleet, from_backend)
+    with tempfile.TemporaryDirectory(prefix="jetfleet-gateway-") as tmp:
+        directory = work_dir or Path(tmp)
+        if fleet is not None:
+            plan = fleet_run(load_fleet(fleet), directory.resolve() / "dynamic.yml")
+        else:
+            plan, _ = backend_run(str(from_backend), token, _settings(settings_file),
+                                  directory.resolve() / "health.yml")
+        code = run_gateway(plan, find_traefik(traefik))
+    raise typer.Exit(code)
+
+
+@gateway_app.command("monitor")
+def monitor(
+    fleet: FleetFile = None,
+    from_backend: FromBackend = None,
+    token: Token = "",
+    settings_file: SettingsFile = None,
+    once: bool = typer.Option(False, "--once", help="Print one snapshot and exit."),
+    as_json: JsonOutput = False,
+    interval: float = typer.Option(5.0, min=0.5, max=3600, help="Seconds between refreshes."),
+    traefik_api: str | None = typer.Option(None, help="Traefik API URL (default: from the gateway settings)."),
+    metrics_url: str | None = typer.Option(None, help="Traefik /metrics URL (default: from the gateway settings)."),
+) -> None:
+    """Live table of every Jetson (voice status) and of Traefik's view (servers up, requests, errors)."""
+    import json
+
+    from gateway.monitor import collect
+
+    _one_source(fleet, from_backend)
+    targets, settings = _monitor_targets(fleet, from_backend, token, settings_file)
+    api_url = traefik_api or f"http://{_loopback(settings.api_host)}:{settings.api_port}"
+    metrics = metrics_url or f"http://{_loopback(settings.metrics_host)}:{settings.metrics_port}/metrics"
+
+    def snapshot() -> Snapshot:
+        return collect(targets(), api_url, metrics)
+
+    if as_json:
+        while True:
+            print(json.dumps(snapshot().to_json()), flush=True)
+            if once:
+                return
+            time.sleep(interval)
+    _live_tables(snapshot, once=once, interval=interval)
+
+
+def _monitor_targets(fleet: Path | None, from_backend: str | None, token: str,
+                     settings_file: Path | None) -> tuple[Callable[[], list[NodeTarget]], GatewaySettings]:
+    from gateway.fleet import load_fleet
+    from gateway.monitor import targets_from_devices, targets_from_fleet
+    from gateway.sources import fetch_devices
+
+    if fleet is not None:
+        loaded = load_fleet(fleet)
+        return (lambda: targets_from_fleet(loaded)), loaded.gateway
+    return (lambda: targets_from_devices(fetch_devices(str(from_backend), token))), _settings(settings_file)
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _live_tables(snapshot: Callable[[], Snapshot], *, once: bool, interval: float) -> None:
+    from rich.console import Console
+    from rich.live import Live
+
+    from gateway.monitor_table import snapshot_tables
+
+    console = Console()
+    if once:
+        console.print(snapshot_tables(snapshot()))
+        return
+    with Live(snapshot_tables(snapshot()), console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(snapshot_tables(snapshot()), refresh=True)
+        except KeyboardInterrupt:
+            pass
+
+
+@gateway_app.command("health")
+def health(
+    port: int = typer.Option(8890, help="Port to serve GET /health on (loopback)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    traefik_api: str = typer.Option("http://127.0.0.1:8080", help="Traefik API URL."),
+) -> None:
+    """Serve only the gateway's /health (every backend from Traefik's API), e.g. next to a Traefik container."""
+    import signal
+    import threading
+
+    from gateway.health import HealthServer
+
+    server = HealthServer(host, port, traefik_api)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    print(f"gateway health on http://{host}:{server.port}/health (Traefik API {traefik_api})", flush=True)
+    while not stop.wait(0.5):
+        pass
+    server.stop()
+
+
+@bench_app.command("gateway")
+def bench_gateway(
+    sections: str = typer.Option(",".join(("overhead", "audio", "failover")),
+                                 help="Comma-separated: overhead, audio, failover."),
+    duration: float = typer.Option(5.0, min=1, max=120, help="Seconds per throughput run (overhead)."),
+    audio_seconds: float = typer.Option(20.0, min=2, max=600, help="Seconds of load per audio run."),
+    kill_runs: int = typer.Option(3, min=1, max=20, help="Runs of the kill test per retry setting."),
+    work_dir: Path | None = typer.Option(None, help="Logs and configs (default: a temporary dir)."),
+    as_json: JsonOutput = False,
+) -> None:
+    """Traefik's cost (direct vs gateway), audio throughput with 1-3 voice nodes, losses when a node dies."""
+    from gateway.bench import SECTIONS, run_bench
+    from jetfleet.benchout import print_result
+
+    chosen = [s.strip() for s in sections.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}", key="--sections")
+    with tempfile.TemporaryDirectory(prefix="jetfleet-bench-gateway-") as tmp:
+        result = run_bench(chosen, work_dir or Path(tmp), duration=duration, audio_seconds=audio_seconds,
+                           kill_runs=kill_runs)
+    print_result("jetfleet bench gateway", result, as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,12 @@ PRESETS = {
     # so it is built on the Jetson itself against JetPack's CUDA.
     "l4t": BasePreset(L4T_BASE, "3.10", _manylinux("aarch64", 35), "modelserver,jetson", build_locally=("pycuda",)),
 }
-TARGETS = ("model-server",)
+# Targets whose extras differ from the preset's (model-server uses the preset's): (extras, build_locally).
+TARGET_EXTRAS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
+    ("voice", "local"): ("voice", ()),
+    ("voice", "l4t"): ("voice", ()),
+}
+TARGETS = ("model-server", "voice")
 Log = Callable[[str], None]
 
 
@@ -71,26 +76,27 @@ def prepare_wheels(target: str, base: str, log: Log = print) -> Path:
     Downloads are kept between builds for the same preset; another preset starts from an empty dir.
     """
     preset = PRESETS[base]
+    extras, build_locally = TARGET_EXTRAS.get((target, base), (preset.extras, preset.build_locally))
     directory = wheels_dir(target)
     stamp = directory / "preset.txt"
     if directory.is_dir() and (not stamp.is_file() or stamp.read_text().strip() != base):
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stamp.write_text(f"{base}\n")
-    (directory / "requirements.txt").write_text(f"jetfleet[{preset.extras}]\n")
+    (directory / "requirements.txt").write_text(f"jetfleet[{extras}]\n")
     for old in directory.glob("jetfleet-*.whl"):
         old.unlink()
     pip = [sys.executable, "-m", "pip"]
     log(f"building the jetfleet wheel into {directory}")
     _build_jetfleet_wheel(directory)
-    for package in preset.build_locally:
+    for package in build_locally:
         _run([*pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(directory), package])
     (jetfleet_wheel,) = directory.glob("jetfleet-*.whl")
     platform_args = [arg for tag in preset.wheel_platforms for arg in ("--platform", tag)]
-    log(f"downloading wheels for jetfleet[{preset.extras}] (Python {preset.python_version})")
+    log(f"downloading wheels for jetfleet[{extras}] (Python {preset.python_version})")
     _run([*pip, "download", "--quiet", "--dest", str(directory), "--find-links", str(directory),
           "--only-binary=:all:", "--implementation", "cp", "--python-version", preset.python_version,
-          *platform_args, f"{jetfleet_wheel}[{preset.extras}]"])
+          *platform_args, f"{jetfleet_wheel}[{extras}]"])
     return directory
 
 
@@ -110,12 +116,23 @@ def build_image(client: Any, target: str, tag: str, base: str, log: Log = print)
     """Build ``target`` of Dockerfile.l4t on the preset's base image; returns the image id."""
     preset = PRESETS[base]
     prepare_wheels(target, base, log)
+    _placeholder_wheels(other for other in TARGETS if other != target)
     log(f"building {tag} (target {target}) on {preset.image}")
     stream = client.api.build(path=str(REPO_ROOT), dockerfile=DOCKERFILE, target=target, tag=tag,
                               buildargs={"BASE_IMAGE": preset.image}, network_mode="host", rm=True, forcerm=True,
                               decode=True)
     _follow(stream, log)
     return str(client.images.get(tag).id)
+
+
+def _placeholder_wheels(targets: Iterable[str]) -> None:
+    """The classic builder runs every stage before the target, so each other role's `COPY .cache/wheels/<role>`
+    needs a directory: an empty requirements file installs nothing (pip exits 0)."""
+    for other in targets:
+        directory = wheels_dir(other)
+        if not directory.is_dir():
+            directory.mkdir(parents=True)
+            (directory / "requirements.txt").write_text("# placeholder: only stages before the built target run\n")
 
 
 def _follow(stream: Iterator[dict[str, Any]], log: Log) -> None:

@@ -29,5 +29,9 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   CONSTRAINTS=()
   [ -f "$ROOT/constraints.txt" ] && CONSTRAINTS=(-c "$ROOT/constraints.txt")
   "$VENV/bin/python" -m pip install -q "${CONSTRAINTS[@]}" -e "$ROOT[all]"
+  # Go2 SDK for the fake-robot tests, without the opencv-python it never imports. cyclonedds 11.x from PyPI
+  # is fine on loopback; a real Go2 needs cyclonedds 0.10.2 (docs/voice.md).
+  "$VENV/bin/python" -m pip install -q "${CONSTRAINTS[@]}" "cyclonedds==11.0.1"
+  "$VENV/bin/python" -m pip install -q --no-deps "unitree-sdk2py-dimos==1.0.3"
   echo "$HASH" > "$STAMP"
 fi

@@ -13,6 +13,8 @@ need initdb postgresql "/usr/lib/postgresql/*/bin"
 need prometheus prometheus
 need dockerd docker.io
 need debootstrap debootstrap
+need espeak-ng espeak-ng
+need sox sox
 
 if [ "${#MISSING[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
