@@ -74,7 +74,9 @@ def bench_agent(
 def register(app: typer.Typer) -> None:
     from agent import metrics_cli
     from agent.modelserver import cli as modelserver_cli
+    from agent.ota import cli as ota_cli
 
     metrics_cli.add_commands(agent_app)
     app.add_typer(agent_app, name="agent")
     modelserver_cli.register(app)
+    ota_cli.register(app)

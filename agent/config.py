@@ -21,6 +21,7 @@ from jetfleet.protocol import DEVICE_ID_PATTERN, ServiceEndpoint
 DEFAULT_CONFIG_PATH = Path("/etc/jetson-client/config.json")
 ENV_PREFIX = "JETFLEET_"
 COMMENT_PREFIX = "//"  # keys like "// backend_url" document the file and are ignored
+JSON_KEYS = ("services", "model_port_range")  # environment values given as JSON
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -51,6 +52,46 @@ class AgentConfig(BaseModel):
     tegrastats_path: str | None = None
     request_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     services: tuple[ServiceEndpoint, ...] = ()
+    # OTA models (docs/ota.md).
+    manifest_public_key: str | None = None
+    executor: Literal["auto", "docker", "process"] = "auto"
+    model_image: Annotated[str, Field(min_length=1)] = "jetfleet/model-server:latest"
+    docker_host: Annotated[str, Field(min_length=1)] = "unix:///var/run/docker.sock"
+    model_bind_host: str = "127.0.0.1"
+    model_port_range: tuple[Port, Port] = (18100, 18299)
+    model_router: Literal["traefik", "none"] = "traefik"
+    model_router_host: str = "0.0.0.0"
+    model_router_port: Port = 8100
+    model_router_api_port: Port = 8101
+    model_router_binary: Path | None = None
+    model_endpoint_url: str | None = None
+    ota_interval: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    ota_keep_versions: Annotated[int, Field(ge=1, le=100)] = 3
+    ota_disk_headroom_bytes: Annotated[int, Field(ge=0)] = 512 * 1024 * 1024
+    ota_engine_size_factor: Annotated[float, Field(ge=0, le=100)] = 1.0
+    ota_download_timeout: Annotated[float, Field(gt=0)] = 3600.0
+    ota_ready_timeout: Annotated[float, Field(gt=0)] = 120.0
+    ota_convert_timeout: Annotated[float, Field(gt=0)] = 1800.0
+    ota_health_timeout: Annotated[float, Field(gt=0)] = 60.0
+    ota_switch_timeout: Annotated[float, Field(gt=0)] = 30.0
+    ota_drain_seconds: Annotated[float, Field(ge=0, le=600)] = 2.0
+
+    @field_validator("model_port_range")
+    @classmethod
+    def _ordered_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value[0] < 1024 or value[0] > value[1]:
+            raise ValueError(f"must be [FIRST, LAST] with 1024 <= FIRST <= LAST (got {list(value)})")
+        return value
+
+    @field_validator("model_endpoint_url")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL with a host (got {value!r})")
+        return value.rstrip("/")
 
     @field_validator("backend_url")
     @classmethod
@@ -113,7 +154,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         if value.strip().lower() == "null" and not field.is_required():
             overrides[key] = None
-        elif key == "services":
+        elif key in JSON_KEYS:
             try:
                 overrides[key] = json.loads(value)
             except json.JSONDecodeError as exc:

@@ -53,6 +53,7 @@ class HeartbeatSources:
     metrics: Callable[[], Metrics]
     models: Callable[[], list[ModelStatus]] = field(default=list)
     services: Callable[[], Awaitable[list[ServiceEndpoint]]] | None = None
+    manifest_keys: Callable[[], list[str]] = field(default=list)
 
 
 class LinkState:
@@ -100,6 +101,11 @@ class HeartbeatLoop:
         self._token: str | None = self._stored_token()
         self._registered = False
         self._etag: str | None = None
+
+    @property
+    def token(self) -> str | None:
+        """The device token (also used to download model artifacts)."""
+        return self._token
 
     def _stored_token(self) -> str | None:
         identity = self.store.load()
@@ -174,7 +180,8 @@ class HeartbeatLoop:
         assert self._token is not None
         services = await self.sources.services() if self.sources.services else []
         beat = Heartbeat(metrics=await asyncio.to_thread(self.sources.metrics), models=self.sources.models(),
-                         services=services, agent_version=jetfleet.__version__)
+                         services=services, agent_version=jetfleet.__version__,
+                         manifest_keys=self.sources.manifest_keys())
         result = await self.client.heartbeat(self.profile.device_id, self._token, beat, self._etag)
         self._etag = result.etag
         if result.response is not None:

@@ -18,6 +18,7 @@ from agent.hardware import probe_hardware
 from agent.heartbeat import DeviceProfile, HeartbeatLoop, HeartbeatSources
 from agent.identity import IdentityStore, resolve_device_id
 from agent.metrics.collector import MetricsCollector
+from agent.ota.service import OtaService
 from agent.services import probe_services
 from agent.state import HeartbeatCounters
 from jetfleet.protocol import ServiceEndpoint
@@ -41,9 +42,13 @@ class Agent:
                                     provisioning_key=config.api_key)
         self._probe_http = httpx.AsyncClient()
         self.metrics_server: MetricsServer | None = None
+        self.ota = OtaService(config, device_id=self.device_id, hardware=self.hardware,
+                              token=lambda: self.heartbeat.token)
         self.heartbeat = HeartbeatLoop(profile=self._profile(), client=self.client, store=self.store,
-                                       sources=self._sources(), counters=self.counters)
-        self.background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [self.heartbeat.run]
+                                       sources=self._sources(), counters=self.counters,
+                                       on_registered=self.ota.on_registered, on_response=self.ota.on_response)
+        self.background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [self.heartbeat.run,
+                                                                                      self.ota.run]
 
     def _profile(self) -> DeviceProfile:
         c = self.config
@@ -55,7 +60,8 @@ class Agent:
             services = await probe_services(self.config.services, self._probe_http) if self.config.services else []
             return services + self._own_services()
 
-        return HeartbeatSources(metrics=lambda: self.collector.snapshot().to_heartbeat(), services=probe)
+        return HeartbeatSources(metrics=lambda: self.collector.snapshot().to_heartbeat(), services=probe,
+                                models=self.ota.statuses, manifest_keys=self.ota.trusted_keys)
 
     def _own_services(self) -> list[ServiceEndpoint]:
         """The exporter, so that Prometheus can discover it from the registry (a wildcard host means
@@ -89,6 +95,7 @@ class Agent:
                 raise RuntimeError("an agent loop crashed") from task.exception()
 
     async def close(self) -> None:
+        await self.ota.close()
         if self.metrics_server is not None:
             self.metrics_server.close()
         self.collector.close()

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import TypeAdapter
 
+from backend.model_schemas import (
+    CreateVersion,
+    DeployRequest,
+    DeployResult,
+    ModelDetail,
+    ModelStatusReport,
+    ModelSummary,
+    MoveTag,
+    TagRecord,
+    UndeployRequest,
+    UploadResult,
+    VersionRecord,
+)
 from jetfleet.httperrors import raise_for_status, translate_transport_errors
 from jetfleet.protocol import DeviceRecord
 
 _DEVICE_LIST = TypeAdapter(list[DeviceRecord])
+_MODEL_LIST = TypeAdapter(list[ModelSummary])
+_DEVICE_IDS = TypeAdapter(list[str])
+UPLOAD_CHUNK_BYTES = 1 << 20
+Progress = Callable[[int], None]
 
 
 class AdminClient:
@@ -48,3 +68,58 @@ class AdminClient:
 
     def remove(self, device_id: str) -> None:
         self.request("DELETE", f"/api/v1/edge-devices/{device_id}")
+
+    # -- model registry ---------------------------------------------------------------------------------
+    def upload(self, path: Path, *, on_hashed: Progress = lambda _n: None,
+               on_sent: Progress = lambda _n: None) -> UploadResult:
+        """Stream ``path`` to the upload area (never read whole into memory); the server checks its sha256."""
+        digest = hashlib.sha256()
+        for chunk in _chunks(path):
+            digest.update(chunk)
+            on_hashed(len(chunk))
+
+        def body() -> Iterator[bytes]:
+            for chunk in _chunks(path):
+                yield chunk
+                on_sent(len(chunk))
+
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(path.stat().st_size),
+                   "X-Artifact-SHA256": digest.hexdigest()}
+        response = self.request("POST", "/api/v1/models/uploads", content=body(), headers=headers,
+                                timeout=httpx.Timeout(30.0, write=300.0))
+        return UploadResult.model_validate_json(response.content)
+
+    def create_version(self, name: str, request: CreateVersion) -> VersionRecord:
+        response = self.request("POST", f"/api/v1/models/{name}/versions",
+                                content=request.model_dump_json(exclude_none=True),
+                                headers={"Content-Type": "application/json"}, timeout=300.0)
+        return VersionRecord.model_validate_json(response.content)
+
+    def models(self) -> list[ModelSummary]:
+        return _MODEL_LIST.validate_json(self.request("GET", "/api/v1/models").content)
+
+    def model(self, name: str) -> ModelDetail:
+        return ModelDetail.model_validate_json(self.request("GET", f"/api/v1/models/{name}").content)
+
+    def move_tag(self, name: str, tag: str, version: int) -> TagRecord:
+        response = self.request("PUT", f"/api/v1/models/{name}/tags/{tag}", json=MoveTag(version=version).model_dump())
+        return TagRecord.model_validate_json(response.content)
+
+    def deploy(self, name: str, tag: str, devices: list[str], all_devices: bool) -> DeployResult:
+        body = DeployRequest(tag=tag, devices=devices, all=all_devices)
+        response = self.request("POST", f"/api/v1/models/{name}/deployments", json=body.model_dump())
+        return DeployResult.model_validate_json(response.content)
+
+    def undeploy(self, name: str, devices: list[str], all_devices: bool) -> list[str]:
+        body = UndeployRequest(devices=devices, all=all_devices)
+        response = self.request("POST", f"/api/v1/models/{name}/undeploy", json=body.model_dump())
+        return _DEVICE_IDS.validate_json(response.content)
+
+    def model_status(self, name: str) -> ModelStatusReport:
+        return ModelStatusReport.model_validate_json(self.request("GET", f"/api/v1/models/{name}/status").content)
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(UPLOAD_CHUNK_BYTES):
+            yield chunk

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend import devices
 from backend.auth import bearer_token, require_admin
-from backend.desired_state import response_etag
 from backend.ingest import HeartbeatIngest
 from backend.settings import BackendSettings
 from jetfleet.errors import AuthError
@@ -70,8 +69,8 @@ async def heartbeat(device_id: str, body: Heartbeat, request: Request,
     ingest.check_token(device_id, auth, bearer_token(authorization))
     ingest.record(device_id, body, auth, _now(), peer_host=request.client.host if request.client else None)
     state.counters.heartbeat()
-    payload = state.desired.answer(device_id, auth, body).model_dump_json().encode()
-    etag = response_etag(payload)
+    entry = state.desired.cached(device_id) or await run_in_threadpool(state.desired.load, device_id)
+    payload, etag = state.desired.answer(entry, auth, body)
     if if_none_match is not None and if_none_match.strip() == etag:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
     return Response(payload, media_type="application/json", headers={"ETag": etag})
@@ -107,3 +106,4 @@ def remove_device(device_id: str, request: Request) -> None:
     request.app.state.ingest.invalidate(device_id)
     with _sessions(request).begin() as session:
         devices.remove(session, device_id)
+    request.app.state.desired.invalidate([device_id])

@@ -12,11 +12,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 import jetfleet
-from backend import api_devices, api_gateway, api_monitoring
+from backend import api_devices, api_gateway, api_models, api_monitoring
+from backend.artifacts import ArtifactStore
 from backend.desired_state import DesiredState
 from backend.ingest import HeartbeatIngest
 from backend.metrics import BackendCounters, FleetCollector
 from backend.settings import BackendSettings
+from backend.signing import Signer
 from jetfleet.errors import AuthError, ConflictError, JetfleetError, NotFoundError, PermanentError
 
 _STATUS_BY_ERROR: list[tuple[type[JetfleetError], int]] = [
@@ -28,8 +30,8 @@ _STATUS_BY_ERROR: list[tuple[type[JetfleetError], int]] = [
 ]
 
 
-def create_app(settings: BackendSettings, engine: Engine, *, manifest_public_key: str | None = None) -> FastAPI:
-    """Build the app around an already-migrated ``engine``."""
+def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | None = None) -> FastAPI:
+    """Build the app around an already-migrated ``engine``; ``signer`` signs the devices' manifests."""
     sessions = sessionmaker(engine, expire_on_commit=False)
     ingest = HeartbeatIngest(sessions, settings)
 
@@ -48,9 +50,10 @@ def create_app(settings: BackendSettings, engine: Engine, *, manifest_public_key
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.ingest = ingest
-    app.state.desired = DesiredState(settings)
+    app.state.desired = DesiredState(settings, sessions, signer)
+    app.state.artifacts = ArtifactStore(settings.artifacts_dir, settings.uploads_dir, settings.max_upload_bytes)
     app.state.counters = BackendCounters(registry)
-    app.state.manifest_public_key = manifest_public_key
+    app.state.manifest_public_key = signer.current.public_b64 if signer else None
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
@@ -61,6 +64,8 @@ def create_app(settings: BackendSettings, engine: Engine, *, manifest_public_key
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api_devices.router)
+    app.include_router(api_models.device_router)
+    app.include_router(api_models.router)
     app.include_router(api_monitoring.router)
     app.include_router(api_gateway.router)
     app.add_exception_handler(JetfleetError, _jetfleet_error)

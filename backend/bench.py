@@ -159,7 +159,8 @@ def local_backend(database_url: str | None = None) -> Iterator[tuple[str, psutil
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         argv = [sys.executable, "-m", "jetfleet", "backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-                "--database-url", url_db, "--admin-token", secrets.token_urlsafe(16), "--log-level", "warning"]
+                "--database-url", url_db, "--admin-token", secrets.token_urlsafe(16), "--log-level", "warning",
+                "--data-dir", str(Path(tmp) / "data")]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             url = f"http://127.0.0.1:{port}"

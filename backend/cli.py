@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from backend.settings import DEFAULT_DATABASE_URL
+from backend.settings import DEFAULT_DATA_DIR, DEFAULT_DATABASE_URL, DEFAULT_SIGNING_KEY_NAME
 from jetfleet.cliapp import bench_app
+
+if TYPE_CHECKING:
+    from backend.settings import BackendSettings
+    from backend.signing import Signer
+
+log = logging.getLogger("jetfleet.backend")
+SigningKeyPath = typer.Option(None, "--signing-key", envvar="JETFLEET_SIGNING_KEY",
+                              help="Ed25519 manifest signing key (PEM); default "
+                                   f"<data-dir>/{DEFAULT_SIGNING_KEY_NAME}.")
 
 backend_app = typer.Typer(help="Control plane: device registry, heartbeats, models.", no_args_is_help=True)
 
@@ -25,8 +36,15 @@ def serve(
     heartbeat_interval: float | None = typer.Option(None, help="Override every device's heartbeat interval (s)."),
     log_level: str = typer.Option("info", help="debug, info, warning, error."),
     access_log: bool = typer.Option(False, help="Log every request (noisy at fleet scale)."),
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, envvar="JETFLEET_DATA_DIR",
+                                  help="Model artifacts, uploads in progress, the default signing key."),
+    signing_key: Path | None = SigningKeyPath,
+    previous_signing_key: Path | None = typer.Option(
+        None, "--previous-signing-key", help="While rotating keys: the old key, still used for devices that do "
+        "not trust the new one yet (docs/ota.md)."),
+    manifest_ttl: float = typer.Option(86400.0, help="Seconds a signed manifest stays valid (re-signed at half)."),
 ) -> None:
-    """Run the control plane (migrates the database first)."""
+    """Run the control plane (migrates the database first; creates the signing key when absent)."""
     import uvicorn
 
     from backend.app import create_app
@@ -34,13 +52,56 @@ def serve(
     from backend.settings import BackendSettings
 
     settings = BackendSettings(database_url=database_url, admin_token=admin_token,
-                               provisioning_key=provisioning_key, heartbeat_interval=heartbeat_interval)
+                               provisioning_key=provisioning_key, heartbeat_interval=heartbeat_interval,
+                               data_dir=data_dir, signing_key=signing_key, previous_signing_key=previous_signing_key,
+                               manifest_ttl=manifest_ttl)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signer = _signer(settings)
     engine = create_db_engine(settings.database_url)
     migrate(engine)
-    app = create_app(settings, engine)
+    app = create_app(settings, engine, signer=signer)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log,
                 timeout_graceful_shutdown=5)
+
+
+def _signer(settings: BackendSettings) -> Signer:
+    from backend.signing import Signer, load_key, load_or_create_key
+
+    current, created = load_or_create_key(settings.signing_key_path)
+    if created:
+        log.warning("created manifest signing key %s (key id %s); back it up: devices pin its public key %s",
+                    settings.signing_key_path, current.key_id, current.public_b64)
+    else:
+        log.info("manifest signing key %s (key id %s)", settings.signing_key_path, current.key_id)
+    previous = None
+    if settings.previous_signing_key is not None:
+        previous = load_key(settings.previous_signing_key, option="--previous-signing-key")
+        log.info("key rotation: devices still trusting key %s get manifests signed by it announcing %s",
+                 previous.key_id, current.key_id)
+    return Signer(current, previous)
+
+
+@backend_app.command("public-key")
+def public_key(
+    signing_key: Path | None = SigningKeyPath,
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, envvar="JETFLEET_DATA_DIR", help="As for 'backend serve'."),
+    show_id: bool = typer.Option(False, "--id", help="Print the key id too (id<TAB>key)."),
+) -> None:
+    """Print the base64 public key that devices pin (agent config key manifest_public_key)."""
+    from backend.signing import load_key
+
+    key = load_key(signing_key or data_dir / DEFAULT_SIGNING_KEY_NAME)
+    typer.echo(f"{key.key_id}\t{key.public_b64}" if show_id else key.public_b64)
+
+
+@backend_app.command("keygen")
+def keygen(path: Path = typer.Argument(..., help="Where to write the new key (refuses to overwrite).")) -> None:
+    """Create a new Ed25519 signing key (mode 0600), e.g. for a key rotation; prints its public key."""
+    from backend.signing import create_key
+
+    key = create_key(path, option="PATH")
+    typer.echo(f"created {path} (key id {key.key_id})")
+    typer.echo(key.public_b64)
 
 
 @bench_app.command("backend")
@@ -62,7 +123,8 @@ def bench_backend(
 
 
 def register(app: typer.Typer) -> None:
-    from backend import fleet_cli
+    from backend import fleet_cli, models_cli
 
     app.add_typer(backend_app, name="backend")
     app.add_typer(fleet_cli.fleet_app, name="fleet")
+    app.add_typer(models_cli.models_app, name="models")

@@ -36,7 +36,8 @@ def register(session: Session, request: RegisterRequest, *, device_token: str | 
     """Claim ``request.device_id`` or update it; a different caller cannot take over a claimed id."""
     device = session.get(Device, request.device_id)
     if device is None:
-        device = Device(device_id=request.device_id, registered_at=now, heartbeats_received=0, models=[], services=[])
+        device = Device(device_id=request.device_id, registered_at=now, heartbeats_received=0, models=[], services=[],
+                        manifest_keys=[])
         session.add(device)
         token: str | None = new_token()
         created = True
@@ -92,6 +93,7 @@ def device_record(device: Device, *, settings: BackendSettings, now: datetime) -
         agent_version=device.agent_version,
         models=[ModelStatus.model_validate(m) for m in _as_list(device.models)],
         services=[ServiceEndpoint.model_validate(s) for s in _as_list(device.services)],
+        manifest_keys=[str(k) for k in _as_list(device.manifest_keys)],
     )
 
 

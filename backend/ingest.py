@@ -87,6 +87,7 @@ class HeartbeatIngest:
             "models": [m.model_dump(mode="json", exclude_none=True) for m in beat.models],
             "services": [_resolve_wildcard(s.model_dump(mode="json", exclude_none=True), peer_host)
                          for s in beat.services],
+            "manifest_keys": beat.manifest_keys,
             "beats": 1,
         }
         if beat.agent_version:
@@ -152,6 +153,7 @@ _UPDATE_HEARTBEAT = (
         last_metrics=bindparam("last_metrics"),
         models=bindparam("models"),
         services=bindparam("services"),
+        manifest_keys=bindparam("manifest_keys"),
         agent_version=func.coalesce(bindparam("agent_version"), Device.agent_version),
         heartbeats_received=Device.heartbeats_received + bindparam("beats"),
     )

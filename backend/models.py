@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, TypeDecorator, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -52,3 +52,55 @@ class Device(Base):
     models: Mapped[list[Any]] = mapped_column(default=list)
     services: Mapped[list[Any]] = mapped_column(default=list)
     heartbeats_received: Mapped[int] = mapped_column(Integer, default=0)
+    manifest_keys: Mapped[list[Any]] = mapped_column(default=list)  # key ids the device reports trusting
+
+
+class ModelVersion(Base):
+    """One pushed artifact: immutable once created."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_model_versions_name_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    framework: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(128))
+    signature: Mapped[dict[str, Any] | None]
+    golden: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+
+
+class ModelTag(Base):
+    """A movable pointer NAME:TAG -> version."""
+
+    __tablename__ = "model_tags"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class Deployment(Base):
+    """Device DEVICE follows NAME:TAG; ``generation`` counts explicit (re)deploys."""
+
+    __tablename__ = "model_deployments"
+
+    device_id: Mapped[str] = mapped_column(String(64), ForeignKey("devices.device_id", ondelete="CASCADE"),
+                                           primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime]
+
+
+class ManifestSerial(Base):
+    """The last manifest serial issued per device id (kept when a device is removed, so serials never go back)."""
+
+    __tablename__ = "manifest_serials"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    serial: Mapped[int] = mapped_column(BigInteger)

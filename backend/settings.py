@@ -8,6 +8,9 @@ from pathlib import Path
 from jetfleet.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///jetfleet-backend.db"
+DEFAULT_DATA_DIR = Path("jetfleet-data")
+DEFAULT_SIGNING_KEY_NAME = "manifest-signing.key"
+MIN_MANIFEST_TTL = 60.0
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,23 @@ class BackendSettings:
     provisioning_key: str | None = None
     heartbeat_interval: float | None = None  # None: each device keeps the interval it asked for
     offline_after_missed: int = 3
-    data_dir: Path = Path("jetfleet-data")
+    data_dir: Path = Path("jetfleet-data")  # model artifacts, uploads in progress, the default signing key
+    signing_key: Path | None = None  # None: <data_dir>/manifest-signing.key
+    previous_signing_key: Path | None = None  # set only while rotating keys (docs/ota.md)
+    manifest_ttl: float = 86400.0  # seconds a signed manifest stays valid; re-signed at half-life
+    max_upload_bytes: int = 64 * 1024**3
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key or self.data_dir / DEFAULT_SIGNING_KEY_NAME
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
 
     def __post_init__(self) -> None:
         if not self.admin_token:
@@ -32,3 +51,5 @@ class BackendSettings:
             raise ConfigError("must be between 0 and 3600 seconds", key="heartbeat_interval")
         if self.offline_after_missed < 1:
             raise ConfigError("must be at least 1", key="offline_after_missed")
+        if self.manifest_ttl < MIN_MANIFEST_TTL:
+            raise ConfigError(f"must be at least {MIN_MANIFEST_TTL:g} seconds", key="manifest_ttl")

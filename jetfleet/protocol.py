@@ -72,6 +72,7 @@ class ModelStatus(WireModel):
     state: str | None = None
     reason: str | None = None
     endpoint: str | None = None
+    progress_ratio: Ratio | None = Field(default=None, description="download progress while downloading")
 
 
 class Metrics(WireModel):
@@ -114,6 +115,7 @@ class DeviceRecord(WireModel):
     agent_version: str | None = None
     models: list[ModelStatus] = Field(default_factory=list)
     services: list[ServiceEndpoint] = Field(default_factory=list)
+    manifest_keys: list[str] = Field(default_factory=list)
 
 
 class RegisterResponse(WireModel):
@@ -132,6 +134,8 @@ class Heartbeat(WireModel):
     models: list[ModelStatus] = Field(default_factory=list)
     services: list[ServiceEndpoint] = Field(default_factory=list)
     agent_version: str | None = None
+    manifest_keys: list[str] = Field(default_factory=list,
+                                     description="ids of the manifest signing keys this device trusts")
 
 
 class OtaItem(WireModel):

@@ -1,0 +1,1 @@
+"""Model runtimes: where a model server instance runs (a Docker container, or a local process)."""
