@@ -55,12 +55,12 @@ def _commands(index: int) -> dict[str, str]:
 
 
 def run_gateway_demo(nodes: Sequence[DemoNode], kill: Callable[[str], None], workdir: Path, *, rate: float = 20.0,
-                     count: int = 300, console: Console | None = None) -> DemoReport:
+                     count: int = 300, strategy: str = "wrr", console: Console | None = None) -> DemoReport:
     """Run the demo; ``kill(name)`` must crash that node (e.g. SIGKILL its process)."""
     out = console or Console()
     ports = {key: _free_port() for key in ("port", "api_port", "metrics_port", "health_port")}
     # The demo's nodes drive no robot, so re-running a command that was in flight on the killed node is harmless.
-    fleet = {"gateway": {"host": "127.0.0.1", "metrics_host": "127.0.0.1", "strategy": "leasttime",
+    fleet = {"gateway": {"host": "127.0.0.1", "metrics_host": "127.0.0.1", "strategy": strategy,
                          "access_log": False, "retry_in_flight": ["voice"], **ports},
              "nodes": [{"name": n.name, "url": n.url, "roles": ["voice"]} for n in nodes]}
     workdir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,11 @@ import httpx
 from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / ".demo"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+import demo_ota  # noqa: E402  (scripts/demo_ota.py: the OTA steps)
+
+WORK = Path(os.environ.get("JETFLEET_DEMO_DIR", ROOT / ".demo"))
 ADMIN_TOKEN = "demo-admin-token"
 console = Console()
 
@@ -47,10 +52,11 @@ class Fleet:
         console.print(f"  started [bold]{name}[/] (pid {proc.pid}), log: .demo/{name}.log")
         return proc
 
-    def stop(self, name: str) -> None:
+    def kill(self, name: str) -> None:
+        """SIGKILL: a crash, not a clean stop."""
         for proc_name, proc in self.processes:
             if proc_name == name and proc.poll() is None:
-                proc.terminate()
+                proc.kill()
                 proc.wait(10)
 
     def stop_all(self) -> None:
@@ -67,12 +73,12 @@ class Fleet:
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
             console.print(f"  stopped {name} ({how})")
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, check: bool = True) -> str:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "JETFLEET_BACKEND_URL": self.backend_url,
                "JETFLEET_TOKEN": ADMIN_TOKEN, "COLUMNS": "160"}
         result = subprocess.run([sys.executable, "-m", "jetfleet", *args], capture_output=True, text=True, env=env,
                                 cwd=WORK, timeout=300)
-        if result.returncode != 0:
+        if check and result.returncode != 0:
             raise RuntimeError(f"jetfleet {' '.join(args)} failed:\n{result.stderr}")
         return result.stdout
 
@@ -94,22 +100,34 @@ def start_backend(fleet: Fleet) -> None:
     port = free_port()
     fleet.backend_url = f"http://127.0.0.1:{port}"
     fleet.start("backend", "backend", "serve", "--port", str(port), "--database-url",
-                f"sqlite:///{WORK / 'backend.db'}", "--admin-token", ADMIN_TOKEN)
+                f"sqlite:///{WORK / 'backend.db'}", "--admin-token", ADMIN_TOKEN, "--data-dir", str(WORK / "data"))
     wait_for("the control plane", lambda: httpx.get(fleet.backend_url + "/health").status_code == 200)
     console.print(f"  {fleet.backend_url}/health -> {httpx.get(fleet.backend_url + '/health').json()}")
 
 
-def start_agents(fleet: Fleet, names: list[str]) -> dict[str, int]:
-    console.rule("2. two host agents (own state dirs)")
+def start_voice_servers(fleet: Fleet, names: list[str]) -> dict[str, str]:
+    """One voice server per node (robot 'none': a dry run), started early: loading Whisper takes a while."""
+    urls = {}
+    for name in names:
+        port = free_port()
+        urls[name] = f"http://127.0.0.1:{port}"
+        fleet.start(f"voice-{name}", "voice", "serve", "--robot", "none", "--host", "127.0.0.1", "--port",
+                    str(port), "--node-name", name, "--language", "nl-NL", "--cache-dir",
+                    str(ROOT / ".cache" / "voice-models"))
+    return urls
+
+
+def start_agents(fleet: Fleet, names: list[str], voice_urls: dict[str, str]) -> dict[str, int]:
+    console.rule("2. two host agents (own state dirs), each with a voice server")
     metrics_ports = {}
     for name in names:
         node_dir = WORK / name
         (node_dir / "models").mkdir(parents=True, exist_ok=True)
         metrics_ports[name] = free_port()
         config = {"backend_url": fleet.backend_url, "device_name": name, "device_id": name,
-                  "state_dir": str(node_dir / "state"), "models_dir": str(node_dir / "models"),
-                  "log_file": str(node_dir / "agent.log"), "heartbeat_interval": 2,
-                  "metrics_port": metrics_ports[name], "metrics_host": "127.0.0.1"}
+                  "state_dir": str(node_dir / "state"), "log_file": str(node_dir / "agent.log"),
+                  "heartbeat_interval": 1, "metrics_port": metrics_ports[name], "metrics_host": "127.0.0.1",
+                  "services": [{"role": "voice", "url": voice_urls[name]}], **demo_ota.ota_agent_config(node_dir)}
         (node_dir / "config.json").write_text(json.dumps(config, indent=2))
         fleet.start(f"agent-{name}", "agent", "run", "--config", str(node_dir / "config.json"))
     return metrics_ports
@@ -137,17 +155,45 @@ def show_exporter(metrics_port: int, name: str) -> None:
             sys.stdout.write(f"  {line}\n")
 
 
+def voice_commands(fleet: Fleet, voice_urls: dict[str, str]) -> None:
+    console.rule("9. voice: Dutch commands to jetson-a's voice server (robot 'none': a dry run)")
+    url = voice_urls["jetson-a"]
+    wait_for("the voice servers to load Whisper", lambda: all(
+        httpx.get(u + "/health").status_code == 200 for u in voice_urls.values()), timeout=300)
+    sys.stdout.write(fleet.cli("voice", "send", "--jetson-url", url, "--command", "sta op"))
+    if shutil.which("espeak-ng") and shutil.which("sox"):
+        console.print("  the same command as synthesized speech (espeak-ng -> Whisper):")
+        sys.stdout.write(fleet.cli("voice", "send", "--jetson-url", url, "--say", "sta op", check=False))
+    else:
+        console.print("  (espeak-ng and sox are not installed: skipping the spoken command)")
+
+
+def gateway_kill(fleet: Fleet, voice_urls: dict[str, str]) -> None:
+    console.rule("10. gateway: both voice nodes behind Traefik; one is killed mid-stream")
+    from gateway.demo import DemoNode, run_gateway_demo
+
+    nodes = [DemoNode(name, url) for name, url in voice_urls.items()]
+    report = run_gateway_demo(nodes, kill=lambda name: fleet.kill(f"voice-{name}"), workdir=WORK / "gateway",
+                              console=console)
+    if report.failed:
+        raise RuntimeError(f"{report.failed} of {report.sent} commands failed through the gateway")
+
+
 def main() -> int:
-    WORK.mkdir(exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
     for stale in WORK.glob("*"):
         subprocess.run(["rm", "-rf", str(stale)], check=True)
     fleet = Fleet()
     names = ["jetson-a", "jetson-b"]
     try:
         start_backend(fleet)
-        ports = start_agents(fleet, names)
+        voice_urls = start_voice_servers(fleet, names)
+        ports = start_agents(fleet, names, voice_urls)
         show_fleet(fleet, names)
         show_exporter(ports["jetson-a"], "jetson-a")
+        demo_ota.run(fleet.cli, WORK, names)
+        voice_commands(fleet, voice_urls)
+        gateway_kill(fleet, voice_urls)
         console.rule("[green]demo finished: stopping the fleet")
         return 0
     except (RuntimeError, KeyboardInterrupt) as exc:

@@ -46,7 +46,9 @@ def ota_agent_config(node_dir: Path) -> dict[str, object]:
 
 
 def say(text: str) -> None:
-    print(f"\n=== {text}", flush=True)
+    from rich.console import Console
+
+    Console().rule(text)
 
 
 def run(cli: Cli, work: Path, devices: list[str]) -> None:

@@ -91,19 +91,17 @@ class PsutilSource:
 
     def _cpu_ratios(self) -> tuple[float | None, list[float | None]]:
         with self._lock:
-            now = time.monotonic()
-            short_window = now - self._last_at < MIN_CPU_WINDOW_SECONDS
-            if short_window and self._ratios[0] is not None:
-                return self._ratios
+            elapsed = time.monotonic() - self._last_at
+            if elapsed < MIN_CPU_WINDOW_SECONDS:
+                if self._ratios[0] is not None:
+                    return self._ratios
+                time.sleep(MIN_CPU_WINDOW_SECONDS - elapsed)  # once, at start: a window of a few ms has no ticks
             total, cores = psutil.cpu_times(), psutil.cpu_times(percpu=True)
             ratios = [busy_ratio(before, after) for before, after in zip(self._last_cores, cores, strict=False)]
             if len(cores) != len(self._last_cores):  # a core went on/offline: start a new window
                 ratios = [None] * len(cores)
-            elif len(self._ratios[1]) == len(ratios):  # a window without ticks on a core keeps its last value
-                ratios = [r if r is not None else last for r, last in zip(ratios, self._ratios[1], strict=True)]
             self._ratios = (busy_ratio(self._last_total, total), ratios)
-            if not short_window:  # a too-short first window must not shorten the next one too
-                self._last_at, self._last_total, self._last_cores = now, total, cores
+            self._last_at, self._last_total, self._last_cores = time.monotonic(), total, cores
             return self._ratios
 
     def _cores(self, ratios: list[float | None]) -> tuple[CpuCore, ...]:

@@ -44,8 +44,8 @@ def test_sigkill_during_a_stream_of_1000_commands_loses_none(traefik_bin: str, v
     victim.kill9()
     killed_at = stream.now()
     removed_after = wait_status(gateway, "voice@file", victim.url, "DOWN", timeout=10)
+    restart_began = stream.now()
     victim.start()  # under the stream; returns once the node answers /health (a voice server loads Whisper first)
-    restarted_at = stream.now()
     readded_after = wait_status(gateway, "voice@file", victim.url, "UP", timeout=10)
     outcomes = stream.join(120)
 
@@ -53,7 +53,9 @@ def test_sigkill_during_a_stream_of_1000_commands_loses_none(traefik_bin: str, v
     assert not failures(outcomes), describe(outcomes)
     assert removed_after < 1.0, f"removed {removed_after:.2f}s after the kill"
     assert readded_after < 1.0, f"re-added {readded_after:.2f}s after the restart"
-    away = share_by_node(o for o in outcomes if killed_at + 0.1 < o.sent_at < restarted_at)
+    # While the victim's process did not exist it cannot have answered anything: judge by completion time, since
+    # on a loaded machine a request can leave the client well after its scheduled send time.
+    away = share_by_node(o for o in outcomes if o.sent_at > killed_at + 0.1 and o.sent_at + o.latency < restart_began)
     assert away["jetson-b"] == 0 and sum(away.values()) > 0, away
     back = _served_by(gateway, 30)
     assert set(back) == set(voice_nodes) and back["jetson-b"] >= 7, back  # back in the rotation
