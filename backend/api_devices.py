@@ -47,7 +47,7 @@ def register_device(body: RegisterRequest, request: Request, response: Response,
     with _sessions(request).begin() as session:
         outcome = devices.register(session, body, device_token=bearer_token(authorization), settings=settings, now=now)
         record = devices.device_record(outcome.device, settings=settings, now=now)
-    request.app.state.ingest.invalidate(body.device_id)
+    request.app.state.ingest.remember(body.device_id, outcome.device.token_hash, outcome.device.heartbeat_interval)
     response.status_code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
     request.app.state.counters.registration()
     return RegisterResponse(device=record, device_token=outcome.token, config=record.config,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +12,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 import jetfleet
 from backend import api_devices, api_gateway, api_models, api_monitoring
@@ -20,6 +23,8 @@ from backend.metrics import BackendCounters, FleetCollector
 from backend.settings import BackendSettings
 from backend.signing import Signer
 from jetfleet.errors import AuthError, ConflictError, JetfleetError, NotFoundError, PermanentError
+
+log = logging.getLogger("jetfleet.backend")
 
 _STATUS_BY_ERROR: list[tuple[type[JetfleetError], int]] = [
     (NotFoundError, 404),
@@ -34,9 +39,14 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     """Build the app around an already-migrated ``engine``; ``signer`` signs the devices' manifests."""
     sessions = sessionmaker(engine, expire_on_commit=False)
     ingest = HeartbeatIngest(sessions, settings)
+    desired = DesiredState(settings, sessions, signer)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        began = time.perf_counter()
+        devices = await run_in_threadpool(ingest.preload)
+        await run_in_threadpool(desired.preload)
+        log.info("loaded %d devices' tokens and desired state in %.2f s", devices, time.perf_counter() - began)
         ingest.start()
         try:
             yield
@@ -50,7 +60,7 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.ingest = ingest
-    app.state.desired = DesiredState(settings, sessions, signer)
+    app.state.desired = desired
     app.state.artifacts = ArtifactStore(settings.artifacts_dir, settings.uploads_dir, settings.max_upload_bytes)
     app.state.counters = BackendCounters(registry)
     app.state.manifest_public_key = signer.current.public_b64 if signer else None

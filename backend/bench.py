@@ -11,6 +11,7 @@ import asyncio
 import json
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +42,8 @@ class BenchResult:
     database: str
     devices: int
     concurrency: int
+    registrations_per_s: float
+    restart_to_healthy_s: float | None
     duration_s: float
     heartbeats: int
     errors: int
@@ -104,18 +107,25 @@ async def _heartbeat_load(url: str, creds: list[str], concurrency: int, duration
 
 
 def run_bench(*, devices: int, duration: float, concurrency: int, database_url: str | None,
-              backend_url: str | None) -> BenchResult:
+              backend_url: str | None, restart: bool = False) -> BenchResult:
+    if restart and backend_url:
+        raise PermanentError("--restart needs a control plane the bench starts itself (drop --backend-url)")
     with _backend(database_url, backend_url) as (url, server):
+        began = time.perf_counter()
         creds = asyncio.run(_register(url, devices, min(concurrency, 64)))
-        cpu_before = _cpu_seconds(server)
+        registrations_per_s = devices / (time.perf_counter() - began)
+        startup_s = server.restart() if restart and server else None
+        cpu_before = server.cpu_seconds() if server else 0.0
         began = time.perf_counter()
         latencies, errors = asyncio.run(_heartbeat_load(url, creds, concurrency, duration))
         elapsed = time.perf_counter() - began
-        cpu_used = _cpu_seconds(server) - cpu_before if server else None
+        cpu_used = server.cpu_seconds() - cpu_before if server else None
     latencies.sort()
     count = len(latencies)
     return BenchResult(
         database=_database_kind(database_url, backend_url), devices=devices, concurrency=concurrency,
+        registrations_per_s=round(registrations_per_s, 1),
+        restart_to_healthy_s=round(startup_s, 2) if startup_s is not None else None,
         duration_s=round(elapsed, 2), heartbeats=count, errors=errors,
         heartbeats_per_s=round(count / elapsed, 1),
         p50_ms=round(statistics.median(latencies) * 1000, 2) if latencies else float("nan"),
@@ -131,27 +141,54 @@ def _database_kind(database_url: str | None, backend_url: str | None) -> str:
     return "postgresql" if database_url and database_url.startswith("postgresql") else "sqlite"
 
 
-def _cpu_seconds(process: psutil.Process | None) -> float:
-    if process is None:
-        return 0.0
-    times = process.cpu_times()
-    return float(times.user + times.system)
-
-
 @contextmanager
-def _backend(database_url: str | None, backend_url: str | None) -> Iterator[tuple[str, psutil.Process | None]]:
+def _backend(database_url: str | None, backend_url: str | None) -> Iterator[tuple[str, LocalBackend | None]]:
     if backend_url:
         yield backend_url.rstrip("/"), None
         return
-    with local_backend(database_url) as (url, process):
-        yield url, process
+    with local_backend(database_url) as (url, server):
+        yield url, server
+
+
+class LocalBackend:
+    """A control plane subprocess on a fixed loopback port; :meth:`restart` keeps its database."""
+
+    def __init__(self, argv: list[str], url: str) -> None:
+        self.argv, self.url = argv, url
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _wait_healthy(self.url, self._proc)
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(5)
+        self._proc = None
+
+    def restart(self) -> float:
+        """Stop and start again; returns the seconds from the new start to a healthy answer."""
+        self.stop()
+        began = time.perf_counter()
+        self.start()
+        return time.perf_counter() - began
+
+    def cpu_seconds(self) -> float:
+        assert self._proc is not None
+        times = psutil.Process(self._proc.pid).cpu_times()
+        return float(times.user + times.system)
 
 
 @contextmanager
-def local_backend(database_url: str | None = None) -> Iterator[tuple[str, psutil.Process]]:
+def local_backend(database_url: str | None = None) -> Iterator[tuple[str, LocalBackend]]:
     """A control plane subprocess on a free loopback port (fresh SQLite unless ``database_url``)."""
     import socket
-    import subprocess
 
     with tempfile.TemporaryDirectory(prefix="jetfleet-bench-") as tmp:
         url_db = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -161,22 +198,16 @@ def local_backend(database_url: str | None = None) -> Iterator[tuple[str, psutil
         argv = [sys.executable, "-m", "jetfleet", "backend", "serve", "--host", "127.0.0.1", "--port", str(port),
                 "--database-url", url_db, "--admin-token", secrets.token_urlsafe(16), "--log-level", "warning",
                 "--data-dir", str(Path(tmp) / "data")]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        server = LocalBackend(argv, f"http://127.0.0.1:{port}")
         try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_healthy(url, proc)
-            yield url, psutil.Process(proc.pid)
+            server.start()
+            yield server.url, server
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            server.stop()
 
 
 def _wait_healthy(url: str, proc: Any) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise PermanentError(f"the backend exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
@@ -186,7 +217,7 @@ def _wait_healthy(url: str, proc: Any) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise PermanentError("the backend did not become healthy within 60 s")
+    raise PermanentError("the backend did not become healthy within 120 s")
 
 
 def result_dict(result: BenchResult) -> dict[str, Any]:

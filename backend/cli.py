@@ -111,6 +111,8 @@ def bench_backend(
     concurrency: int = typer.Option(32, min=1, max=512, help="Requests in flight."),
     database_url: str | None = typer.Option(None, help="Default: a fresh SQLite file; or postgresql+psycopg://..."),
     backend_url: str | None = typer.Option(None, help="Load an already running control plane instead."),
+    restart: bool = typer.Option(False, "--restart",
+                                 help="Restart the control plane after registering (measures the cold start)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Heartbeats/s and latency of the control plane under simulated devices."""
@@ -118,7 +120,7 @@ def bench_backend(
     from jetfleet.benchout import print_result
 
     result = run_bench(devices=devices, duration=duration, concurrency=concurrency, database_url=database_url,
-                       backend_url=backend_url)
+                       backend_url=backend_url, restart=restart)
     print_result("jetfleet bench backend", result_dict(result), as_json=as_json)
 
 

@@ -75,6 +75,21 @@ class DesiredState:
                 self._cache[device_id] = entry
         return entry
 
+    def preload(self) -> int:
+        """Fill the cache for every device in bulk (at start, so that the first heartbeats after a restart
+        of a large fleet cost no database reads)."""
+        epoch = self._epoch
+        with self._sessions.begin() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            desired = registry.all_desired(session, datetime.now(timezone.utc))
+        entries = {device_id: DeviceDesired(device_id, serial, tuple(models))
+                   for device_id, (serial, models) in desired.items()}
+        with self._lock:
+            if epoch == self._epoch:
+                self._cache.update(entries)
+        return len(entries)
+
     def invalidate(self, device_ids: Iterable[str] | None = None) -> None:
         """Drop cached entries (all when ``device_ids`` is None) after an admin change was committed."""
         with self._lock:
@@ -114,8 +129,8 @@ class DesiredState:
         payload = ManifestPayload(device_id=entry.device_id, serial=entry.serial, issued_at=issued,
                                   expires_at=issued + timedelta(seconds=ttl), models=entry.models,
                                   next_keys=next_keys)
-        text, signature, key_id = sign_payload(payload, key.private)
-        manifest = SignedManifest(payload=text, signature=signature, key_id=key_id)
+        text, signature = sign_payload(payload, key.private)
+        manifest = SignedManifest(payload=text, signature=signature, key_id=key.key_id)
         entry.signed[key.key_id] = (manifest, time.time() + ttl / 2)
         entry.bodies.clear()  # they were keyed by the replaced manifest's id()
         return manifest

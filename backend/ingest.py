@@ -1,9 +1,11 @@
 """Heartbeat ingest: cached token checks and write-behind batching.
 
 A heartbeat must cost well under a millisecond of server CPU to reach thousands per second on a small
-machine. So the token check uses a short-lived in-process cache, and heartbeats are coalesced per device
-and written in one batched UPDATE every ``flush_interval`` seconds (and before any admin read, so reads
-see their own writes). A crash loses at most one flush interval of liveness data, never a registration.
+machine. So every device's token hash is held in memory (loaded in bulk at start, kept current by this
+process's own registrations and admin changes: one control-plane process owns a database), and heartbeats
+are coalesced per device and written in one batched UPDATE every ``flush_interval`` seconds (and before
+any admin read, so reads see their own writes). A crash loses at most one flush interval of liveness data,
+never a registration.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth import hash_token
@@ -27,14 +28,12 @@ from jetfleet.errors import AuthError, NotFoundError
 from jetfleet.protocol import Heartbeat
 
 log = logging.getLogger("jetfleet.backend.ingest")
-AUTH_CACHE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class DeviceAuth:
     token_hash: str | None
     heartbeat_interval: float
-    loaded_at: float
 
 
 class HeartbeatIngest:
@@ -44,6 +43,7 @@ class HeartbeatIngest:
         self._settings = settings
         self._flush_interval = flush_interval
         self._auth: dict[str, DeviceAuth] = {}
+        self._auth_epoch = 0
         self._pending: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -52,24 +52,44 @@ class HeartbeatIngest:
 
     # -- authentication ---------------------------------------------------------------------------------
     def cached_auth(self, device_id: str) -> DeviceAuth | None:
-        auth = self._auth.get(device_id)
-        if auth is None or time.monotonic() - auth.loaded_at > AUTH_CACHE_SECONDS:
-            return None
-        return auth
+        return self._auth.get(device_id)
+
+    def preload(self) -> int:
+        """Load every device's token hash in one query (at start: no database read per first heartbeat)."""
+        epoch = self._auth_epoch
+        with self._sessions() as session:
+            rows = session.execute(select(Device.device_id, Device.token_hash, Device.heartbeat_interval)).all()
+        loaded = {device_id: DeviceAuth(token_hash, self._settings.heartbeat_interval or interval)
+                  for device_id, token_hash, interval in rows}
+        with self._lock:
+            if epoch == self._auth_epoch:
+                self._auth = loaded
+        return len(loaded)
 
     def load_auth(self, device_id: str) -> DeviceAuth:
         """Read the device's token hash and interval from the database (blocking)."""
+        epoch = self._auth_epoch
         with self._sessions() as session:
             device = session.get(Device, device_id)
             if device is None:
                 raise NotFoundError(f"unknown device '{device_id}': register it first")
-            auth = DeviceAuth(device.token_hash, self._settings.heartbeat_interval or device.heartbeat_interval,
-                              time.monotonic())
-        self._auth[device_id] = auth
+            auth = DeviceAuth(device.token_hash, self._settings.heartbeat_interval or device.heartbeat_interval)
+        with self._lock:
+            if epoch == self._auth_epoch:  # no registration or admin change raced this read
+                self._auth[device_id] = auth
         return auth
 
+    def remember(self, device_id: str, token_hash: str | None, heartbeat_interval: float) -> None:
+        """Hold the token a registration just committed (its first heartbeat then reads no database)."""
+        with self._lock:
+            self._auth_epoch += 1
+            self._auth[device_id] = DeviceAuth(token_hash, self._settings.heartbeat_interval or heartbeat_interval)
+
     def invalidate(self, device_id: str) -> None:
-        self._auth.pop(device_id, None)
+        """Forget the device's token (after a committed change); the next heartbeat reads it again."""
+        with self._lock:
+            self._auth_epoch += 1
+            self._auth.pop(device_id, None)
 
     @staticmethod
     def check_token(device_id: str, auth: DeviceAuth, token: str | None) -> None:

@@ -116,14 +116,29 @@ def serial_of(session: Session, device_id: str, now: datetime) -> int:
     return int(serial) if serial is not None else int(now.timestamp() * 1000)
 
 
+_DESIRED = (select(Deployment, ModelVersion)
+            .join(ModelTag, (ModelTag.name == Deployment.name) & (ModelTag.tag == Deployment.tag))
+            .join(ModelVersion, (ModelVersion.name == ModelTag.name) & (ModelVersion.version == ModelTag.version)))
+
+
 def desired_models(session: Session, device_id: str) -> list[DesiredModel]:
-    rows = session.execute(
-        select(Deployment, ModelVersion)
-        .join(ModelTag, (ModelTag.name == Deployment.name) & (ModelTag.tag == Deployment.tag))
-        .join(ModelVersion, (ModelVersion.name == ModelTag.name) & (ModelVersion.version == ModelTag.version))
-        .where(Deployment.device_id == device_id)
-        .order_by(Deployment.name))
+    rows = session.execute(_DESIRED.where(Deployment.device_id == device_id).order_by(Deployment.name))
     return [desired_model(version, deployment.tag, deployment.generation) for deployment, version in rows]
+
+
+def all_desired(session: Session, now: datetime) -> dict[str, tuple[int, list[DesiredModel]]]:
+    """Every device's (serial, desired models) in three queries: the bulk form of :func:`serial_of` and
+    :func:`desired_models`."""
+    default_serial = int(now.timestamp() * 1000)
+    result: dict[str, tuple[int, list[DesiredModel]]] = {
+        device_id: (default_serial, []) for device_id in session.scalars(select(Device.device_id))}
+    for device_id, serial in session.execute(select(ManifestSerial.device_id, ManifestSerial.serial)):
+        if device_id in result:
+            result[device_id] = (int(serial), [])
+    for deployment, version in session.execute(_DESIRED.order_by(Deployment.device_id, Deployment.name)):
+        if deployment.device_id in result:
+            result[deployment.device_id][1].append(desired_model(version, deployment.tag, deployment.generation))
+    return result
 
 
 def desired_model(row: ModelVersion, tag: str, generation: int) -> DesiredModel:

@@ -6,24 +6,37 @@ agent stay light.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from jetfleet.cliapp import app
 from jetfleet.errors import JetfleetError
 
+ROLES = ("agent", "backend", "voice", "gateway")
+_ROLE_OF_COMMAND = {"agent": "agent", "serve-model": "agent", "backend": "backend", "fleet": "backend",
+                    "models": "backend", "voice": "voice", "gateway": "gateway"}
 
-def _register_roles() -> None:
-    from agent import cli as agent_cli
-    from backend import cli as backend_cli
-    from gateway import cli as gateway_cli
-    from voice import cli as voice_cli
 
-    for module in (agent_cli, backend_cli, voice_cli, gateway_cli):
-        module.register(app)
+def _register_roles(argv: list[str]) -> None:
+    """Register the role that owns the command being run; all roles for help, ``bench`` or a typo.
+
+    The agent runs for months on a small device: it should not carry the other roles' imports.
+    """
+    role = _ROLE_OF_COMMAND.get(argv[1]) if len(argv) > 1 else None
+    for name in (role,) if role else ROLES:
+        importlib.import_module(f"{name}.cli").register(app)
+
+
+def _skip_httpx_cli() -> None:
+    # httpx imports its own command-line client (click, rich, pygments: about 4 MB of RSS) whenever those are
+    # installed; jetfleet never runs it, and the agent has a memory budget. A None entry makes that import
+    # fail, and httpx then falls back to a stub ``httpx.main``.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def main() -> None:
-    _register_roles()
+    _skip_httpx_cli()
+    _register_roles(sys.argv)
     try:
         app()
     except JetfleetError as exc:  # a clear one-line message instead of a traceback

@@ -124,11 +124,10 @@ def load_public_key(public_b64: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
-def sign_payload(payload: ManifestPayload, key: Ed25519PrivateKey) -> tuple[str, str, str]:
-    """``(payload_text, signature_b64, key_id)`` for a :class:`jetfleet.protocol.SignedManifest`."""
+def sign_payload(payload: ManifestPayload, key: Ed25519PrivateKey) -> tuple[str, str]:
+    """``(payload_text, signature_b64)`` for a :class:`jetfleet.protocol.SignedManifest`."""
     text = encode_payload(payload)
-    signature = base64.b64encode(key.sign(text.encode())).decode()
-    return text, signature, key_id(public_key_b64(key.public_key()))
+    return text, base64.b64encode(key.sign(text.encode())).decode()
 
 
 class ManifestError(AuthError):

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from contextlib import suppress
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from jetfleet.protocol import GpuInfo
@@ -17,6 +18,7 @@ from jetfleet.protocol import GpuInfo
 from .model import GpuSample, Reading
 
 T = TypeVar("T")
+NVIDIA_CONTROL_DEVICE = "/dev/nvidiactl"
 
 
 class NvmlAdapter:
@@ -29,6 +31,8 @@ class NvmlAdapter:
     @classmethod
     def open(cls, module: Any = None) -> NvmlAdapter | None:
         if module is None:
+            if not Path(NVIDIA_CONTROL_DEVICE).exists():  # no driver: skip loading the library (about 3 MB)
+                return None
             try:
                 import pynvml
             except ImportError:

@@ -27,7 +27,6 @@ from typing import Any
 
 import httpx
 import psutil
-import yaml
 
 from agent.ota.observed import Route
 from agent.ota.router import RouteTable
@@ -215,6 +214,8 @@ class TraefikRouter:
 
     def _write(self, routes: Mapping[str, Route]) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        import yaml  # only agents that run the node router pay for it
+
         body = yaml.safe_dump(render(routes, self.settings.upstream_host, self.settings.response_timeout_seconds))
         fd, tmp = tempfile.mkstemp(dir=self.workdir, prefix=".dynamic.", suffix=".yml")
         with os.fdopen(fd, "w") as handle:

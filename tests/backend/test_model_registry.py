@@ -176,6 +176,29 @@ def test_heartbeat_answer_carries_a_signed_manifest_that_follows_the_tag(backend
     assert _manifest(heartbeat(backend, device, token), public).models == ()
 
 
+def test_restarted_control_plane_answers_from_its_bulk_loaded_state(backend: BackendProcess,
+                                                                    tmp_path: Path) -> None:
+    """After a restart the tokens and desired state come from one bulk load: same answers, same serials."""
+    name, following, idle = unique_id("model"), unique_id("dev"), unique_id("dev")
+    (token, public_b64), (idle_token, _) = register(backend, following), register(backend, idle)
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64))
+    push(backend, name, dense_model(tmp_path / "m.onnx"), tag="prod")
+    with backend.admin() as admin:
+        deploy = {"tag": "prod", "devices": [following]}
+        admin.post(f"/api/v1/models/{name}/deployments", json=deploy).raise_for_status()
+    before = heartbeat(backend, following, token)
+    backend.stop()
+    backend.start()
+    after = heartbeat(backend, following, token)
+    assert _manifest(after, public).serial == _manifest(before, public).serial
+    assert _manifest(after, public).models == _manifest(before, public).models
+    assert after["ota"] == before["ota"] and after["ota"][0]["model"] == name
+    assert _manifest(heartbeat(backend, idle, idle_token), public).models == ()
+    response = httpx.post(f"{backend.url}/api/v1/edge-devices/{idle}/heartbeat", json={},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 401  # another device's token still does not pass
+
+
 def _manifest(answer: dict[str, object], public: Ed25519PublicKey) -> ManifestPayload:
     signed = answer["manifest"]
     assert isinstance(signed, dict)

@@ -147,8 +147,8 @@ def resign(answer: dict[str, Any], key: Any, *, expires: timedelta, serial_bump:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     forged = payload.model_copy(update={"serial": payload.serial + serial_bump, "issued_at": now + expires * 2,
                                         "expires_at": now + expires})
-    text, signature, kid = sign_payload(forged, key.private)
-    return {**answer, "manifest": {"payload": text, "signature": signature, "key_id": kid}}
+    text, signature = sign_payload(forged, key.private)
+    return {**answer, "manifest": {"payload": text, "signature": signature, "key_id": key.key_id}}
 
 
 def test_disk_shortfall_reports_disk_space_and_downloads_nothing(ota_backend: BackendProcess, proxy: BackendProxy,

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.ota.trust import ManifestGate, TrustStore
 from jetfleet.errors import ConfigError
-from jetfleet.manifest import DesiredModel, ManifestError, ManifestPayload, public_key_b64, sign_payload
+from jetfleet.manifest import DesiredModel, ManifestError, ManifestPayload, key_id, public_key_b64, sign_payload
 from jetfleet.protocol import SignedManifest
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
@@ -23,8 +23,8 @@ def signed(key: Ed25519PrivateKey, serial: int, *, device: str = "dev-1", models
            expires: timedelta = timedelta(hours=1), next_keys: tuple[str, ...] = ()) -> SignedManifest:
     payload = ManifestPayload(device_id=device, serial=serial, issued_at=NOW, expires_at=NOW + expires,
                               models=models, next_keys=next_keys)
-    text, signature, kid = sign_payload(payload, key)
-    return SignedManifest(payload=text, signature=signature, key_id=kid)
+    text, signature = sign_payload(payload, key)
+    return SignedManifest(payload=text, signature=signature, key_id=key_id(pub(key)))
 
 
 def pub(key: Ed25519PrivateKey) -> str:
