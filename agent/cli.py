@@ -32,7 +32,20 @@ def run(
         return
     from agent.runtime import run_agent
 
+    _skip_charset_detection()
     asyncio.run(run_agent(settings))
+
+
+def _skip_charset_detection() -> None:
+    # The Docker SDK's requests imports a character-set detector (charset_normalizer: 3 MB of RSS) that it
+    # uses only for bodies without a declared encoding, falling back to UTF-8 without one; the Engine API
+    # speaks JSON. The agent lives on small devices with a memory budget (docs/benchmarks.md).
+    import sys
+    import warnings
+
+    for name in ("charset_normalizer", "chardet"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    warnings.filterwarnings("ignore", message="Unable to find acceptable character detection dependency")
 
 
 def _run_once(settings: AgentConfig) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 
 import jetfleet
+from agent.http import client_for
 from jetfleet.httperrors import raise_for_status, translate_transport_errors
 from jetfleet.protocol import Heartbeat, HeartbeatResponse, RegisterRequest, RegisterResponse
 
@@ -27,7 +28,8 @@ class BackendClient:
         headers = {"User-Agent": USER_AGENT}
         if provisioning_key:
             headers["X-Provisioning-Key"] = provisioning_key
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport, headers=headers)
+        self._http = client_for([self.base_url], base_url=self.base_url, timeout=timeout, transport=transport,
+                                headers=headers)
 
     async def aclose(self) -> None:
         await self._http.aclose()

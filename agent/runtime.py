@@ -9,13 +9,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from agent.client import BackendClient, HeartbeatResult
 from agent.config import AgentConfig
 from agent.exporter import MetricsServer, build_registry, serve_metrics
 from agent.hardware import probe_hardware
 from agent.heartbeat import DeviceProfile, HeartbeatLoop, HeartbeatSources
+from agent.http import client_for
 from agent.identity import IdentityStore, resolve_device_id
 from agent.metrics.collector import MetricsCollector
 from agent.ota.service import OtaService
@@ -40,7 +39,7 @@ class Agent:
         self.hardware = probe_hardware(config.host_root, nvml=self.collector.nvml)
         self.client = BackendClient(config.backend_url, timeout=config.request_timeout,
                                     provisioning_key=config.api_key)
-        self._probe_http = httpx.AsyncClient()
+        self._probe_http = client_for(service.url for service in config.services)
         self.metrics_server: MetricsServer | None = None
         self.ota = OtaService(config, device_id=self.device_id, hardware=self.hardware,
                               token=lambda: self.heartbeat.token)

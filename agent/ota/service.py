@@ -17,9 +17,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from itertools import groupby
 
-import httpx
-
 from agent.config import AgentConfig
+from agent.http import local_client
 from agent.ota import states
 from agent.ota.components import executor_settings, make_router, make_runtime
 from agent.ota.download import Downloads
@@ -47,7 +46,7 @@ class OtaService:
         self.downloads = Downloads(config.models_dir)
         self.runtime = make_runtime(config, hardware, ota_dir)
         self.router = make_router(config, ota_dir)
-        self._http = httpx.AsyncClient()
+        self._http = local_client()  # candidate model servers on this host
         self.executor = Executor(executor_settings(config, device_id), store=self.store, downloads=self.downloads,
                                  records=self.records, runtime=self.runtime, router=self.router, token=token,
                                  http=self._http)

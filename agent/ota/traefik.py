@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import psutil
 
+from agent.http import local_client
 from agent.ota.observed import Route
 from agent.ota.router import RouteTable
 from jetfleet.errors import TemporaryError
@@ -93,7 +94,7 @@ class TraefikRouter:
         self.dynamic = workdir / "dynamic.yml"
         self._process: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
-        self._http = httpx.AsyncClient(timeout=2.0)
+        self._http = local_client(timeout=2.0)
         self._lock = asyncio.Lock()
 
     @property
