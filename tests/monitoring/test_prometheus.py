@@ -33,7 +33,9 @@ import dashboards  # noqa: E402
 def prometheus_files(tmp: Path, backend: BackendProcess) -> Path:
     """The compose config with its container paths and hosts pointed at this test's loopback processes."""
     text = (COMPOSE / "prometheus/prometheus.yml").read_text()
-    text = text.replace("/etc/prometheus/", f"{tmp}/").replace("backend:8000", f"127.0.0.1:{backend.port}")
+    text = (text.replace("/etc/prometheus/", f"{tmp}/")
+            .replace("/run/secrets/jetfleet-admin-token", f"{tmp}/admin-token")
+            .replace("127.0.0.1:8000", f"127.0.0.1:{backend.port}"))
     config = yaml.safe_load(text)
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     for job in config["scrape_configs"]:
