@@ -52,6 +52,7 @@ class BenchResult:
     p99_ms: float
     request_bytes: int
     server_cpu_ms_per_heartbeat: float | None
+    server_rss_mb: float | None
 
 
 def heartbeat_body() -> bytes:
@@ -120,6 +121,7 @@ def run_bench(*, devices: int, duration: float, concurrency: int, database_url: 
         latencies, errors = asyncio.run(_heartbeat_load(url, creds, concurrency, duration))
         elapsed = time.perf_counter() - began
         cpu_used = server.cpu_seconds() - cpu_before if server else None
+        rss_mb = server.rss_mb() if server else None
     latencies.sort()
     count = len(latencies)
     return BenchResult(
@@ -132,6 +134,7 @@ def run_bench(*, devices: int, duration: float, concurrency: int, database_url: 
         p99_ms=round(latencies[int(count * 0.99) - 1] * 1000, 2) if latencies else float("nan"),
         request_bytes=len(heartbeat_body()),
         server_cpu_ms_per_heartbeat=round(cpu_used / count * 1000, 3) if cpu_used is not None and count else None,
+        server_rss_mb=round(rss_mb, 1) if rss_mb is not None else None,
     )
 
 
@@ -180,9 +183,15 @@ class LocalBackend:
         return time.perf_counter() - began
 
     def cpu_seconds(self) -> float:
-        assert self._proc is not None
-        times = psutil.Process(self._proc.pid).cpu_times()
+        times = self._process().cpu_times()
         return float(times.user + times.system)
+
+    def rss_mb(self) -> float:
+        return float(self._process().memory_info().rss) / 1e6
+
+    def _process(self) -> psutil.Process:
+        assert self._proc is not None, "the control plane is not running"
+        return psutil.Process(self._proc.pid)
 
 
 @contextmanager
