@@ -1,0 +1,36 @@
+"""The fleet-scale benchmark commands run end to end (their numbers go to docs/benchmarks.md, not here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from tests.support.processes import jetfleet_cmd, subprocess_env
+
+
+def _bench(*args: str) -> dict[str, object]:
+    done = subprocess.run(jetfleet_cmd("bench", *args, "--json"), capture_output=True, text=True, timeout=180,
+                          env=subprocess_env())
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_bench_backend_registers_restarts_and_loads_the_control_plane() -> None:
+    result = _bench("backend", "--devices", "20", "--duration", "1", "--concurrency", "4", "--restart")
+    assert result["database"] == "sqlite" and result["errors"] == 0
+    assert isinstance(result["heartbeats"], int) and result["heartbeats"] > 0
+    assert isinstance(result["restart_to_healthy_s"], float) and isinstance(result["server_rss_mb"], float)
+
+
+def test_bench_backend_refuses_restart_of_a_control_plane_it_did_not_start() -> None:
+    done = subprocess.run(jetfleet_cmd("bench", "backend", "--backend-url", "http://127.0.0.1:9", "--restart"),
+                          capture_output=True, text=True, timeout=60, env=subprocess_env())
+    assert done.returncode == 2 and "--restart" in done.stderr
+
+
+def test_bench_agent_measures_a_running_agent() -> None:
+    result = _bench("agent", "--interval", "1", "--duration", "5")
+    assert isinstance(result["heartbeats"], int) and result["heartbeats"] >= 3
+    assert isinstance(result["rss_max_mb"], float) and result["rss_max_mb"] > 10
+    assert isinstance(result["heartbeat_request_bytes"], int) and 0 < result["heartbeat_request_bytes"] < 2048
