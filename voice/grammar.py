@@ -84,11 +84,20 @@ def normalize(text: str) -> str:
 
 
 def _collapse_repeats(words: list[str]) -> list[str]:
-    """'stop stop stop' -> 'stop', 'lie down lie down' -> 'lie down' (Whisper repeats short commands)."""
+    """'stop stop stop' -> 'stop', 'lie down lie down' -> 'lie down' (Whisper repeats short commands), also
+    when its repetition loop was cut off by the token limit mid-phrase: 'turn left turn left turn' -> 'turn left'."""
     for size in range(1, len(words) // 2 + 1):
-        if len(words) % size == 0 and words == words[:size] * (len(words) // size):
-            return words[:size]
+        unit, whole = words[:size], len(words) // size
+        if words[:whole * size] == unit * whole and _cut_prefix(words[whole * size:], unit):
+            return unit
     return words
+
+
+def _cut_prefix(tail: list[str], unit: list[str]) -> bool:
+    """``tail`` is the start of ``unit``, its last word possibly cut short ('tur' of 'turn')."""
+    if not tail:
+        return True
+    return tail[:-1] == unit[:len(tail) - 1] and unit[len(tail) - 1].startswith(tail[-1])
 
 
 def phrases_for(language: str) -> list[tuple[Action, str]]:

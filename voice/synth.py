@@ -29,7 +29,9 @@ def synthesize(text: str, language: str, out: Path, *, speed: int = 130, pad_s: 
         try:
             subprocess.run([espeak, "-v", voice or VOICES[language], "-s", str(speed), text, "-w", str(raw)],
                            check=True, capture_output=True, timeout=60)
-            subprocess.run([sox, str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out),
+            # -R: SoX dithers the resampled audio to 16 bits with random noise; a fixed seed makes the same
+            # text give the same clip (and the same transcript) every time.
+            subprocess.run([sox, "-R", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out),
                             "pad", f"{pad_s:g}", f"{pad_s:g}"], check=True, capture_output=True, timeout=60)
         except subprocess.CalledProcessError as exc:
             raise PermanentError(f"speech synthesis failed: {exc.stderr.decode(errors='replace')}") from exc

@@ -37,6 +37,9 @@ def test_both_languages_cover_every_action() -> None:
 @pytest.mark.parametrize(("text", "expected"), [
     ("Sta op!", "sta op"), ("  STÁ   ÓP.  ", "sta op"), ("Draai naar links...", "draai naar links"),
     ("stop, stop, stop", "stop"), ("lie down, lie down,", "lie down"), ("Noodstop!?", "noodstop"), ("", ""),
+    ("turn left, turn left, turn left, turn", "turn left"), ("turn left, turn left, tur", "turn left"),
+    ("turn left, turn right", "turn left turn right"), ("turn left, turn", "turn left turn"),
+    ("sta op, sta op, stop", "sta op sta op stop"),
 ])
 def test_normalize(text: str, expected: str) -> None:
     assert normalize(text) == expected

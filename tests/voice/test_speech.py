@@ -73,7 +73,7 @@ def test_compressed_stereo_uploads(voice_server: VoiceServer, clip: Callable[...
                                    rate: int) -> None:
     data = transcode(clip("turn left", "en"), container, codec, rate)
     body = send_clip(voice_server, data, language="en").json()
-    assert body["command"]["action"] == "turn_left", body
+    assert body["command"] and body["command"]["action"] == "turn_left", body
 
 
 @pytest.fixture(scope="module")
