@@ -15,6 +15,7 @@ import httpx
 import psutil
 
 from jetfleet.errors import PermanentError
+from jetfleet.loopback import free_port
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,7 @@ def measure(*, interval: float, duration: float, host_root: Path) -> AgentFootpr
 
 
 def _write_config(tmp: Path, url: str, interval: float, host_root: Path) -> Path:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     config = {"backend_url": url, "device_id": "bench-agent", "device_name": "bench-agent",
               "heartbeat_interval": interval, "state_dir": str(tmp / "state"), "models_dir": str(tmp / "models"),
               "log_file": str(tmp / "agent.log"), "metrics_port": port, "metrics_host": "127.0.0.1",

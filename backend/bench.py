@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 from jetfleet.errors import PermanentError
+from jetfleet.loopback import free_port, wait_http_ok
 
 SAMPLE_METRICS = {
     "cpu_utilization_ratio": 0.23, "memory_used_bytes": 4321 * 1048576, "memory_total_bytes": 62801 * 1048576,
@@ -161,8 +161,10 @@ class LocalBackend:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self._proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _wait_healthy(self.url, self._proc)
+        proc = self._proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_http_ok(self.url + "/health", proc, timeout=120, what="the backend",
+                     exit_detail=lambda: ": " + proc.stderr.read().decode(errors="replace")[-2000:]
+                     if proc.stderr else "")
 
     def stop(self) -> None:
         if self._proc is None:
@@ -197,13 +199,9 @@ class LocalBackend:
 @contextmanager
 def local_backend(database_url: str | None = None) -> Iterator[tuple[str, LocalBackend]]:
     """A control plane subprocess on a free loopback port (fresh SQLite unless ``database_url``)."""
-    import socket
-
     with tempfile.TemporaryDirectory(prefix="jetfleet-bench-") as tmp:
         url_db = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         argv = [sys.executable, "-m", "jetfleet", "backend", "serve", "--host", "127.0.0.1", "--port", str(port),
                 "--database-url", url_db, "--admin-token", secrets.token_urlsafe(16), "--log-level", "warning",
                 "--data-dir", str(Path(tmp) / "data")]
@@ -213,20 +211,6 @@ def local_backend(database_url: str | None = None) -> Iterator[tuple[str, LocalB
             yield server.url, server
         finally:
             server.stop()
-
-
-def _wait_healthy(url: str, proc: Any) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PermanentError(f"the backend exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise PermanentError("the backend did not become healthy within 120 s")
 
 
 def result_dict(result: BenchResult) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,7 @@ import httpx
 import yaml
 
 from jetfleet.errors import PermanentError
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from jetfleet.loopback import free_port, wait_http_ok
 
 
 class Proc:
@@ -40,17 +34,7 @@ class Proc:
         return self.popen.pid
 
     def wait_http(self, url: str, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                raise PermanentError(f"{self.argv[:5]} exited with {self.popen.returncode}")
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise PermanentError(f"{url} did not answer 200 within {timeout:.0f}s")
+        wait_http_ok(url, self.popen, timeout=timeout, what=str(self.argv[:5]))
 
     def kill9(self) -> None:
         if self.popen.poll() is None:

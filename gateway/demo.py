@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ import yaml
 from rich.console import Console
 
 from gateway.load import Outcome, Request, failures, open_loop, share_by_node
+from jetfleet.loopback import free_port
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,6 @@ class DemoReport:
     removed_after_s: float | None  # from the kill until Traefik's API showed the node DOWN
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _commands(index: int) -> dict[str, str]:
     return {"command": ("sta op", "ga liggen", "hallo")[index % 3]}
@@ -58,7 +53,7 @@ def run_gateway_demo(nodes: Sequence[DemoNode], kill: Callable[[str], None], wor
                      count: int = 300, strategy: str = "wrr", console: Console | None = None) -> DemoReport:
     """Run the demo; ``kill(name)`` must crash that node (e.g. SIGKILL its process)."""
     out = console or Console()
-    ports = {key: _free_port() for key in ("port", "api_port", "metrics_port", "health_port")}
+    ports = {key: free_port() for key in ("port", "api_port", "metrics_port", "health_port")}
     # The demo's nodes drive no robot, so re-running a command that was in flight on the killed node is harmless.
     fleet = {"gateway": {"host": "127.0.0.1", "metrics_host": "127.0.0.1", "strategy": strategy,
                          "access_log": False, "retry_in_flight": ["voice"], **ports},

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,15 +24,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 import demo_ota  # noqa: E402  (scripts/demo_ota.py: the OTA steps)
 
+from jetfleet.loopback import free_port  # noqa: E402
+
 WORK = Path(os.environ.get("JETFLEET_DEMO_DIR", ROOT / ".demo"))
 ADMIN_TOKEN = "demo-admin-token"
 console = Console()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Fleet:

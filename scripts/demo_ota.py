@@ -16,23 +16,18 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from jetfleet.loopback import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_TOKEN = "demo-admin-token"
 MODEL = "demo-dense"
 Cli = Callable[..., str]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ota_agent_config(node_dir: Path) -> dict[str, object]:

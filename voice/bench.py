@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import numpy as np
 import psutil
 
 from jetfleet.errors import PermanentError
+from jetfleet.loopback import free_port, wait_http_ok
 
 CLIP_SECONDS = 2.0
 
@@ -80,11 +80,6 @@ class RawWhisper:
         self.transcript = "".join(s.text for s in segments).strip()
         return time.monotonic() - started
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _timed(call: Callable[[], httpx.Response]) -> float:
@@ -149,7 +144,7 @@ def run_benchmark(*, rounds: int, levels: list[int], cache_dir: Path, language: 
     with tempfile.TemporaryDirectory(prefix="jetfleet-bench-voice-") as tmp:
         clip = make_clip("loop vooruit", language, Path(tmp))
         stand_up_clip = make_clip("sta op" if language == "nl" else "stand up", language, Path(tmp))
-        port = _free_port()
+        port = free_port()
         argv = [sys.executable, "-m", "jetfleet", "voice", "serve", "--robot", "none", "--host", "127.0.0.1",
                 "--port", str(port), "--cache-dir", str(cache_dir), "--language", language, "--max-queue", "64",
                 "--cpu-threads", str(threads), "--log-level", "warning"]
@@ -157,7 +152,8 @@ def run_benchmark(*, rounds: int, levels: list[int], cache_dir: Path, language: 
             server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
             try:
                 url = f"http://127.0.0.1:{port}"
-                _wait_healthy(url, server, Path(tmp) / "server.log")
+                wait_http_ok(f"{url}/health", server, timeout=300, what="the voice server", interval=0.2,
+                             exit_detail=lambda: ": " + (Path(tmp) / "server.log").read_text(errors="replace")[-2000:])
                 raw = RawWhisper(model_dir, language, threads)
                 with httpx.Client(base_url=url, timeout=300) as http:
                     result = bench_served(http, raw, clip, stand_up_clip, language, rounds, levels)
@@ -171,20 +167,6 @@ def run_benchmark(*, rounds: int, levels: list[int], cache_dir: Path, language: 
             "load_average_before": [round(x, 2) for x in load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()], **result,
             "overhead_p50_ratio": round((http_p50 - raw_p50) / raw_p50, 4)}
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise PermanentError(f"the voice server exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise PermanentError(f"the voice server was not healthy within {timeout:g} s")
 
 
 def markdown(result: dict[str, Any]) -> str:

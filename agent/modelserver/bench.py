@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ import numpy as np
 
 from agent.modelserver.layout import make_metadata, version_dir, write_metadata
 from agent.modelserver.testmodels import write_dense_onnx
+from jetfleet.errors import PermanentError
+from jetfleet.loopback import free_port, wait_http_ok
 
 WARMUP = 20
 OUTPUTS = 16
@@ -117,23 +118,18 @@ class _server:
         self.model_dir = model_dir
 
     def __enter__(self) -> str:
-        import httpx
 
-        port = _free_port()
+        port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jetfleet", "serve-model", "--model-dir", str(self.model_dir), "--name", "bench",
              "--version", "1", "--port", str(port), "--log-level", "warning"])
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError("the model server did not become ready within 60 s")
+        try:
+            wait_http_ok(f"{url}/v2/health/ready", self.proc, timeout=60, what="the model server")
+        except PermanentError:
+            self.__exit__()
+            raise
+        return url
 
     def __exit__(self, *_: object) -> None:
         self.proc.terminate()
@@ -143,8 +139,3 @@ class _server:
             self.proc.kill()
             self.proc.wait(10)
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

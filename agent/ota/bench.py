@@ -29,17 +29,10 @@ from typing import Any
 import httpx
 
 from jetfleet.errors import PermanentError
+from jetfleet.loopback import answers_ok, free_port
 
 FEATURES, OUTPUTS = 256, 64
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _jetfleet(*args: str) -> list[str]:
@@ -72,12 +65,12 @@ class _Fleet:
         return process
 
     def start_backend(self) -> None:
-        port = _free_port()
+        port = free_port()
         self.backend_url = f"http://127.0.0.1:{port}"
         self.spawn("backend", _jetfleet("backend", "serve", "--port", str(port), "--admin-token", self.token,
                                         "--database-url", f"sqlite:///{self.root / 'backend.db'}",
                                         "--data-dir", str(self.root / "data"), "--log-level", "warning"))
-        _wait(lambda: _ok(f"{self.backend_url}/health"), 60, "the control plane")
+        _wait(lambda: answers_ok(f"{self.backend_url}/health"), 60, "the control plane")
 
     def start_agent(self, name: str) -> _Agent:
         agent = _Agent(self.root / name, name, self.backend_url)
@@ -110,19 +103,12 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)  # children a killed agent left (model servers, Traefik)
 
 
-def _ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @dataclass
 class _Agent:
     dir: Path
     name: str
     backend_url: str
-    router_port: int = field(default_factory=_free_port)
+    router_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -139,14 +125,14 @@ class _Agent:
 
     def write_config(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        first = _free_port()
+        first = free_port()
         traefik = shutil.which("traefik") or shutil.which("traefik", path=str(Path(sys.executable).parent))
         self.config_path.write_text(json.dumps({
             "backend_url": self.backend_url, "device_id": self.name, "device_name": self.name,
             "state_dir": str(self.dir / "state"), "models_dir": str(self.dir / "models"),
             "log_file": str(self.log_path), "heartbeat_interval": 1.0, "metrics_port": 0, "executor": "process",
             "model_router_host": "127.0.0.1", "model_router_port": self.router_port,
-            "model_router_api_port": _free_port(), "model_router_binary": traefik,
+            "model_router_api_port": free_port(), "model_router_binary": traefik,
             "model_port_range": [first, first + 40], "ota_interval": 1.0, "ota_drain_seconds": 1.0,
             "ota_disk_headroom_bytes": 0}))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,16 +11,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-import httpx
+from jetfleet.loopback import answers_ok
+from jetfleet.loopback import free_port as free_port  # re-exported: the tests import it from here
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def jetfleet_cmd(*args: str) -> list[str]:
@@ -54,10 +47,7 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        return httpx.get(url, timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return answers_ok(url, timeout)
 
 
 class ManagedProcess:
