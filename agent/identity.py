@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from jetfleet.errors import ConfigError, PermanentError
+from jetfleet.files import write_atomic
 
 IDENTITY_FILE = "identity.json"
 _VIRTUAL_PREFIXES = ("lo", "docker", "veth", "br-", "virbr", "cni", "flannel", "tun", "tap", "wg", "zt", "l4tbr")
@@ -45,13 +45,7 @@ class IdentityStore:
     def save(self, identity: Identity) -> None:
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".identity.")
-            with os.fdopen(fd, "w") as handle:
-                json.dump(asdict(identity), handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps(asdict(identity)))
         except OSError as exc:
             raise ConfigError(f"cannot write {self.path}: {exc.strerror}", key="state_dir") from exc
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from fastapi.concurrency import run_in_threadpool
 
 from jetfleet.errors import NotFoundError, PermanentError
+from jetfleet.files import fsync_path
 
 UPLOAD_TTL_SECONDS = 3600.0
 _WRITE_BUFFER = 4 << 20
@@ -118,7 +119,7 @@ class ArtifactStore:
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
-        _fsync_dir(target.parent)
+        fsync_path(target.parent)
         (self.uploads / f"{upload_id}.json").unlink(missing_ok=True)
 
     def discard(self, upload_id: str) -> None:
@@ -154,10 +155,3 @@ def _check_body(size: int, sha256: str, expected_size: int | None, expected_sha2
     if expected_sha256 is not None and sha256 != expected_sha256:
         raise InvalidField("X-Artifact-SHA256", f"the body's sha256 is {sha256}, not {expected_sha256}")
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

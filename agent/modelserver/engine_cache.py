@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from agent.modelserver.errors import EngineBuildError
+from jetfleet.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,9 @@ class EngineCache:
         """Write the engine, then its record, each atomically; other keys' files are removed."""
         self.directory.mkdir(parents=True, exist_ok=True)
         engine = self.engine_path(key)
-        _atomic_write(engine, engine_bytes)
+        write_atomic(engine, engine_bytes, mode=0o644)
         record = {"key": asdict(key), "engine_sha256": hashlib.sha256(engine_bytes).hexdigest()}
-        _atomic_write(self.record_path(key), json.dumps(record, indent=2).encode())
+        write_atomic(self.record_path(key), json.dumps(record, indent=2), mode=0o644)
         self._remove_others(key)
         return engine
 
@@ -138,10 +138,3 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

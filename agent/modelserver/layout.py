@@ -29,7 +29,6 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -37,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.modelserver.errors import IntegrityError, ModelLoadError, UnsafeModelError
 from agent.modelserver.signature import ModelSignature, TensorSpec
+from jetfleet.files import write_atomic
 
 METADATA_FILENAME = "model.json"
 ENGINE_CACHE_DIRNAME = "engines"
@@ -116,12 +116,7 @@ def read_metadata(model_dir: Path) -> ModelMetadata:
 def write_metadata(model_dir: Path, metadata: ModelMetadata) -> Path:
     """Write ``model.json`` atomically (temp file, fsync, rename)."""
     path = model_dir / METADATA_FILENAME
-    tmp = path.with_suffix(".json.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(metadata.model_dump_json(indent=2, exclude_none=True))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, metadata.model_dump_json(indent=2, exclude_none=True), mode=0o644)  # read by the container
     return path
 
 

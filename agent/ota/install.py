@@ -27,6 +27,7 @@ from agent.modelserver.signature import TensorSpec
 from agent.ota.failures import StepFailure
 from agent.ota.observed import InstalledVersion
 from agent.ota.states import SHA_MISMATCH
+from jetfleet.files import fsync_path
 from jetfleet.manifest import DesiredModel, GoldenCheck, TensorSpecEntry
 
 log = logging.getLogger("jetfleet.agent.ota")
@@ -77,7 +78,7 @@ class ModelStore:
             if target.exists():
                 shutil.rmtree(target)
             os.replace(staging, target)
-            _fsync_dir(parent)
+            fsync_path(parent)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -191,17 +192,6 @@ def _disk_bytes(path: Path) -> int:
 def _fsync_tree(path: Path) -> None:
     for root, dirs, files in os.walk(path, topdown=False):
         for name in [*files, *dirs]:
-            _fsync(os.path.join(root, name))
-    _fsync(str(path))
+            fsync_path(os.path.join(root, name))
+    fsync_path(path)
 
-
-def _fsync_dir(path: Path) -> None:
-    _fsync(str(path))
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

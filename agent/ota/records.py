@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from jetfleet.files import write_atomic
 from jetfleet.manifest import DesiredModel
 
 log = logging.getLogger("jetfleet.agent.ota")
@@ -81,12 +80,7 @@ class RecordStore:
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps({name: asdict(r) for name, r in self.records.items()}, indent=1, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".models.")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, body)
 
 
 def _record(item: dict[str, Any]) -> ModelRecord:

@@ -11,13 +11,12 @@ changes with every swap (for sites that route with Traefik's docker provider fro
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
 from agent.ota.observed import Route
+from jetfleet.files import write_atomic
 
 
 class RouteTable:
@@ -36,12 +35,7 @@ class RouteTable:
     def save(self, routes: Mapping[str, Route]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps({n: {"version": r.version, "port": r.port} for n, r in sorted(routes.items())})
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".routes.")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, body)
 
 
 class NodeRouter(Protocol):

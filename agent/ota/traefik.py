@@ -16,10 +16,8 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from agent.http import local_client
 from agent.ota.observed import Route
 from agent.ota.router import RouteTable
 from jetfleet.errors import TemporaryError
+from jetfleet.files import write_atomic
 
 log = logging.getLogger("jetfleet.agent.ota")
 CONFIRM_TIMEOUT_SECONDS = 10.0
@@ -218,12 +217,7 @@ class TraefikRouter:
         import yaml  # only agents that run the node router pay for it
 
         body = yaml.safe_dump(render(routes, self.settings.upstream_host, self.settings.response_timeout_seconds))
-        fd, tmp = tempfile.mkstemp(dir=self.workdir, prefix=".dynamic.", suffix=".yml")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.dynamic)
+        write_atomic(self.dynamic, body)
 
     async def _confirm(self, changed: Mapping[str, Route], removed: list[str]) -> None:
         deadline = asyncio.get_running_loop().time() + CONFIRM_TIMEOUT_SECONDS

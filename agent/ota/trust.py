@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from jetfleet.errors import AuthError, ConfigError
+from jetfleet.files import write_atomic
 from jetfleet.manifest import ManifestError, ManifestPayload, key_id, load_public_key, verify_signature
 from jetfleet.protocol import SignedManifest
 
@@ -57,13 +56,7 @@ class TrustStore:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         body = {"origin": state.origin, "keys": state.keys, "serial": state.serial, "digest": state.digest,
                 "manifest": state.manifest.model_dump() if state.manifest else None}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".trust.")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(body, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(body))
 
 
 class ManifestGate:
