@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session, sessionmaker
 
-from backend import devices
+from backend import appstate, devices
 from backend.auth import bearer_token, require_admin
 from backend.ingest import HeartbeatIngest
-from backend.settings import BackendSettings
 from jetfleet.errors import AuthError
 from jetfleet.protocol import DeviceRecord, Heartbeat, HeartbeatResponse, RegisterRequest, RegisterResponse
 
 router = APIRouter(prefix="/api/v1/edge-devices", tags=["devices"])
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _settings(request: Request) -> BackendSettings:
-    settings: BackendSettings = request.app.state.settings
-    return settings
-
-
-def _sessions(request: Request) -> sessionmaker[Session]:
-    factory: sessionmaker[Session] = request.app.state.sessions
-    return factory
 
 
 @router.post("/register", response_model=RegisterResponse,
@@ -40,11 +23,11 @@ def _sessions(request: Request) -> sessionmaker[Session]:
 def register_device(body: RegisterRequest, request: Request, response: Response,
                     authorization: str | None = Header(default=None),
                     x_provisioning_key: str | None = Header(default=None)) -> RegisterResponse:
-    settings = _settings(request)
+    settings = appstate.settings(request)
     if settings.provisioning_key and x_provisioning_key != settings.provisioning_key:
         raise AuthError("registration needs the fleet's provisioning key (agent config key 'api_key')")
-    now = _now()
-    with _sessions(request).begin() as session:
+    now = appstate.now()
+    with appstate.sessions(request).begin() as session:
         outcome = devices.register(session, body, device_token=bearer_token(authorization), settings=settings, now=now)
         record = devices.device_record(outcome.device, settings=settings, now=now)
     request.app.state.ingest.remember(body.device_id, outcome.device.token_hash, outcome.device.heartbeat_interval)
@@ -67,7 +50,7 @@ async def heartbeat(device_id: str, body: Heartbeat, request: Request,
     if auth is None:
         auth = await run_in_threadpool(ingest.load_auth, device_id)
     ingest.check_token(device_id, auth, bearer_token(authorization))
-    ingest.record(device_id, body, auth, _now(), peer_host=request.client.host if request.client else None)
+    ingest.record(device_id, body, auth, appstate.now(), peer_host=request.client.host if request.client else None)
     state.counters.heartbeat()
     entry = state.desired.cached(device_id) or await run_in_threadpool(state.desired.load, device_id)
     payload, etag = state.desired.answer(entry, auth, body)
@@ -79,31 +62,31 @@ async def heartbeat(device_id: str, body: Heartbeat, request: Request,
 @router.get("", response_model=list[DeviceRecord], dependencies=[Depends(require_admin)])
 def list_devices(request: Request, status: Literal["online", "offline"] | None = None) -> list[DeviceRecord]:
     request.app.state.ingest.flush()
-    with _sessions(request).begin() as session:
-        return devices.list_devices(session, status=status, settings=_settings(request), now=_now())
+    with appstate.sessions(request).begin() as session:
+        return devices.list_devices(session, status=status, settings=appstate.settings(request), now=appstate.now())
 
 
 @router.get("/{device_id}", response_model=DeviceRecord, dependencies=[Depends(require_admin)])
 def get_device(device_id: str, request: Request) -> DeviceRecord:
     request.app.state.ingest.flush()
-    with _sessions(request).begin() as session:
+    with appstate.sessions(request).begin() as session:
         device = devices.get_device(session, device_id)
-        return devices.device_record(device, settings=_settings(request), now=_now())
+        return devices.device_record(device, settings=appstate.settings(request), now=appstate.now())
 
 
 @router.post("/{device_id}/reprovision", response_model=DeviceRecord, dependencies=[Depends(require_admin)])
 def reprovision_device(device_id: str, request: Request) -> DeviceRecord:
     """Release the device id so that the next registration claims it (new token)."""
     request.app.state.ingest.invalidate(device_id)
-    with _sessions(request).begin() as session:
+    with appstate.sessions(request).begin() as session:
         device = devices.reprovision(session, device_id)
-        return devices.device_record(device, settings=_settings(request), now=_now())
+        return devices.device_record(device, settings=appstate.settings(request), now=appstate.now())
 
 
 @router.delete("/{device_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(require_admin)])
 def remove_device(device_id: str, request: Request) -> None:
     request.app.state.ingest.flush()
     request.app.state.ingest.invalidate(device_id)
-    with _sessions(request).begin() as session:
+    with appstate.sessions(request).begin() as session:
         devices.remove(session, device_id)
     request.app.state.desired.invalidate([device_id])

@@ -13,12 +13,13 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend import appstate
 from backend.auth import require_admin
 from backend.models import Device
 from gateway.fleet import parse_dynamic_settings
@@ -63,7 +64,7 @@ def traefik_config(request: Request) -> Response:
     key = str(request.url.query)
     body = cache.get(key)
     if body is None:
-        devices = _online_devices(request.app.state.sessions, datetime.now(timezone.utc))
+        devices = _online_devices(appstate.sessions(request), appstate.now())
         live = fleet_from_devices(devices, settings)
         config = render_dynamic(live.fleet, always=REGISTRY_ROLES)
         body = json.dumps(config.dump(), sort_keys=True).encode()  # stable bytes: Traefik reloads on change only

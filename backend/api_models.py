@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
-from sqlalchemy.orm import Session, sessionmaker
 
-from backend import registry
-from backend.artifacts import ArtifactStore, InvalidField
+from backend import appstate, registry
+from backend.artifacts import InvalidField
 from backend.auth import bearer_token, require_admin, token_matches
-from backend.desired_state import DesiredState
 from backend.model_schemas import (
     CreateVersion,
     DeployRequest,
@@ -40,25 +36,6 @@ class ArtifactResponse(FileResponse):
     chunk_size = ARTIFACT_CHUNK_BYTES  # Starlette's 64 KiB default costs throughput on big models
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _store(request: Request) -> ArtifactStore:
-    store: ArtifactStore = request.app.state.artifacts
-    return store
-
-
-def _sessions(request: Request) -> sessionmaker[Session]:
-    factory: sessionmaker[Session] = request.app.state.sessions
-    return factory
-
-
-def _desired(request: Request) -> DesiredState:
-    desired: DesiredState = request.app.state.desired
-    return desired
-
-
 def _check_name(value: str, field: str, pattern: str = MODEL_NAME_PATTERN) -> str:
     import re
 
@@ -72,7 +49,7 @@ def _check_name(value: str, field: str, pattern: str = MODEL_NAME_PATTERN) -> st
 async def upload(request: Request, x_artifact_sha256: str | None = Header(default=None),
                  content_length: int | None = Header(default=None)) -> UploadResult:
     """Stream a file (the raw request body) into the upload area; ``X-Artifact-SHA256`` is checked when sent."""
-    result = await _store(request).receive(request.stream(), expected_sha256=x_artifact_sha256,
+    result = await appstate.artifacts(request).receive(request.stream(), expected_sha256=x_artifact_sha256,
                                            expected_size=content_length)
     return UploadResult(upload_id=result.upload_id, sha256=result.sha256, size_bytes=result.size_bytes)
 
@@ -81,7 +58,7 @@ async def upload(request: Request, x_artifact_sha256: str | None = Header(defaul
              dependencies=[Depends(require_admin)])
 def create_version(name: str, body: CreateVersion, request: Request) -> VersionRecord:
     """Make the uploads a new version of NAME (and point ``tag`` at it). A refusal discards the uploads."""
-    store = _store(request)
+    store = appstate.artifacts(request)
     uploads = [u for u in (body.artifact_upload, body.golden_input_upload, body.golden_output_upload) if u]
     try:
         _check_name(name, "name")
@@ -89,8 +66,8 @@ def create_version(name: str, body: CreateVersion, request: Request) -> VersionR
         framework, stored_name = resolve_framework(body.filename, body.framework)
         signature = read_signature(artifact_path, stored_name, framework)
         golden = golden_check(store, body, signature)
-        now = _now()
-        with _sessions(request).begin() as session:
+        now = appstate.now()
+        with appstate.sessions(request).begin() as session:
             row = registry.add_version(session, name=name, sha256=artifact.sha256, size_bytes=artifact.size_bytes,
                                        framework=framework, filename=stored_name, signature=signature,
                                        golden=golden, now=now)
@@ -104,19 +81,19 @@ def create_version(name: str, body: CreateVersion, request: Request) -> VersionR
     finally:
         for upload_id in uploads:
             store.discard(upload_id)  # committed ones are gone already
-    _desired(request).invalidate(followers)
+    appstate.desired(request).invalidate(followers)
     return record
 
 
 @router.get("", response_model=list[ModelSummary], dependencies=[Depends(require_admin)])
 def list_models(request: Request) -> list[ModelSummary]:
-    with _sessions(request).begin() as session:
+    with appstate.sessions(request).begin() as session:
         return registry.list_models(session)
 
 
 @router.get("/{name}", response_model=ModelDetail, dependencies=[Depends(require_admin)])
 def get_model(name: str, request: Request) -> ModelDetail:
-    with _sessions(request).begin() as session:
+    with appstate.sessions(request).begin() as session:
         return registry.model_detail(session, name)
 
 
@@ -124,11 +101,11 @@ def get_model(name: str, request: Request) -> ModelDetail:
 def move_tag(name: str, tag: str, body: MoveTag, request: Request) -> TagRecord:
     """Point NAME:TAG at a version; every device following the tag updates."""
     _check_name(tag, "tag", TAG_PATTERN)
-    now = _now()
-    with _sessions(request).begin() as session:
+    now = appstate.now()
+    with appstate.sessions(request).begin() as session:
         previous, followers = registry.set_tag(session, name, tag, body.version, now)
         registry.bump_serials(session, followers, now)
-    _desired(request).invalidate(followers)
+    appstate.desired(request).invalidate(followers)
     return TagRecord(name=name, tag=tag, version=body.version, previous_version=previous, devices=followers)
 
 
@@ -137,11 +114,11 @@ def deploy(name: str, body: DeployRequest, request: Request) -> DeployResult:
     """Devices follow NAME:TAG from now on (a repeated deploy also retries a version that failed there)."""
     if body.all == bool(body.devices):
         raise InvalidField("devices", "give either device ids or all=true")
-    now = _now()
-    with _sessions(request).begin() as session:
+    now = appstate.now()
+    with appstate.sessions(request).begin() as session:
         version, devices = registry.deploy(session, name, body.tag, None if body.all else body.devices, now)
         registry.bump_serials(session, devices, now)
-    _desired(request).invalidate(devices)
+    appstate.desired(request).invalidate(devices)
     return DeployResult(name=name, tag=body.tag, version=version, devices=devices)
 
 
@@ -150,11 +127,11 @@ def undeploy(name: str, body: UndeployRequest, request: Request) -> list[str]:
     """Devices stop serving NAME (they keep the files for a quick redeploy)."""
     if body.all == bool(body.devices):
         raise InvalidField("devices", "give either device ids or all=true")
-    now = _now()
-    with _sessions(request).begin() as session:
+    now = appstate.now()
+    with appstate.sessions(request).begin() as session:
         devices = registry.undeploy(session, name, None if body.all else body.devices)
         registry.bump_serials(session, devices, now)
-    _desired(request).invalidate(devices)
+    appstate.desired(request).invalidate(devices)
     return devices
 
 
@@ -162,13 +139,13 @@ def undeploy(name: str, body: UndeployRequest, request: Request) -> list[str]:
 def status_of(name: str, request: Request) -> ModelStatusReport:
     """What each device following NAME actually serves (from its heartbeats)."""
     request.app.state.ingest.flush()
-    with _sessions(request).begin() as session:
-        return model_status(session, name, _now())
+    with appstate.sessions(request).begin() as session:
+        return model_status(session, name, appstate.now())
 
 
 @router.get("/artifacts/{sha256}", dependencies=[Depends(require_admin)], response_class=FileResponse)
 def admin_artifact(sha256: str, request: Request) -> FileResponse:
-    return ArtifactResponse(_store(request).open_checked(sha256), media_type="application/octet-stream")
+    return ArtifactResponse(appstate.artifacts(request).open_checked(sha256), media_type="application/octet-stream")
 
 
 @device_router.get("/{device_id}/artifacts/{sha256}", response_class=FileResponse,
@@ -183,13 +160,13 @@ async def device_artifact(device_id: str, sha256: str, request: Request,
         auth = ingest.cached_auth(device_id) or await run_in_threadpool(ingest.load_auth, device_id)
         if not token_matches(token, auth.token_hash):
             raise AuthError(f"invalid device token for '{device_id}'")
-        desired = _desired(request)
+        desired = appstate.desired(request)
         entry = desired.cached(device_id)
         if entry is None:
             entry = await run_in_threadpool(desired.load, device_id)
         if not entry.artifact_allowed(sha256):
             raise NotFoundError(f"artifact {sha256} is not part of a model deployed to '{device_id}'")
-    path = await run_in_threadpool(_store(request).open_checked, sha256)
+    path = await run_in_threadpool(appstate.artifacts(request).open_checked, sha256)
     return ArtifactResponse(path, media_type="application/octet-stream")
 
 

@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
+from backend import appstate
 from backend.auth import require_admin
 from backend.models import Device
 
@@ -25,8 +25,7 @@ def scrape_targets(request: Request) -> list[dict[str, Any]]:
     Offline devices stay listed (their scrapes fail: ``up == 0`` is what alerts should watch).
     """
     request.app.state.ingest.flush()
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    with sessions() as session:
+    with appstate.sessions(request)() as session:
         devices = list(session.scalars(select(Device).order_by(Device.device_id)))
         return [group for device in devices for group in _groups(device)]
 
