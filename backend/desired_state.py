@@ -65,8 +65,7 @@ class DesiredState:
         epoch = self._epoch
         now = datetime.now(timezone.utc)
         with self._sessions.begin() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            _consistent_snapshot(session)
             serial = registry.serial_of(session, device_id, now)
             models = tuple(registry.desired_models(session, device_id))
         entry = DeviceDesired(device_id, serial, models)
@@ -80,8 +79,7 @@ class DesiredState:
         of a large fleet cost no database reads)."""
         epoch = self._epoch
         with self._sessions.begin() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            _consistent_snapshot(session)
             desired = registry.all_desired(session, datetime.now(timezone.utc))
         entries = {device_id: DeviceDesired(device_id, serial, tuple(models))
                    for device_id, (serial, models) in desired.items()}
@@ -134,6 +132,12 @@ class DesiredState:
         entry.signed[key.key_id] = (manifest, time.time() + ttl / 2)
         entry.bodies.clear()  # they were keyed by the replaced manifest's id()
         return manifest
+
+
+def _consistent_snapshot(session: Session) -> None:
+    """Read the serials and the deployments as of one moment (SQLite transactions already are)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def pending_updates(models: Iterable[DesiredModel], serving: dict[str, int | None]) -> list[OtaItem]:

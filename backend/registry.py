@@ -100,7 +100,7 @@ def bump_serials(session: Session, device_ids: Iterable[str], now: datetime) -> 
     ids = sorted(set(device_ids))
     if not ids:
         return
-    floor = int(now.timestamp() * 1000)
+    floor = _time_serial(now)
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(insert(ManifestSerial).on_conflict_do_nothing(index_elements=["device_id"]),
                     [{"device_id": d, "serial": 0} for d in ids])
@@ -113,7 +113,12 @@ def serial_of(session: Session, device_id: str, now: datetime) -> int:
     """The device's manifest serial. A device whose desired state never changed has no row; it gets the
     current time in ms, which is above anything issued to it before (and :func:`bump_serials` stays above)."""
     serial = session.scalar(select(ManifestSerial.serial).where(ManifestSerial.device_id == device_id))
-    return int(serial) if serial is not None else int(now.timestamp() * 1000)
+    return int(serial) if serial is not None else _time_serial(now)
+
+
+def _time_serial(now: datetime) -> int:
+    """The current time in ms: serials are never below it, so a restart can not reissue an older one."""
+    return int(now.timestamp() * 1000)
 
 
 _DESIRED = (select(Deployment, ModelVersion)
@@ -129,7 +134,7 @@ def desired_models(session: Session, device_id: str) -> list[DesiredModel]:
 def all_desired(session: Session, now: datetime) -> dict[str, tuple[int, list[DesiredModel]]]:
     """Every device's (serial, desired models) in three queries: the bulk form of :func:`serial_of` and
     :func:`desired_models`."""
-    default_serial = int(now.timestamp() * 1000)
+    default_serial = _time_serial(now)
     result: dict[str, tuple[int, list[DesiredModel]]] = {
         device_id: (default_serial, []) for device_id in session.scalars(select(Device.device_id))}
     for device_id, serial in session.execute(select(ManifestSerial.device_id, ManifestSerial.serial)):
