@@ -10,7 +10,6 @@ every start verifies size and sha256 of each file, so a corrupt copy never loads
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import importlib.util
 import logging
 import os
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from jetfleet.files import sha256_file
 from voice.errors import ModelUnavailable
 
 _LOG = logging.getLogger(__name__)
@@ -68,13 +68,6 @@ class ModelLocation:
     source: str
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def problems_in(model: PackagedModel, directory: Path) -> list[str]:
     """What is wrong with ``directory`` as a copy of ``model`` (empty when every file matches)."""
@@ -85,7 +78,7 @@ def problems_in(model: PackagedModel, directory: Path) -> list[str]:
             problems.append(f"{path} is missing")
         elif (size := path.stat().st_size) != spec.size:
             problems.append(f"{path} has {size} bytes, expected {spec.size}")
-        elif (digest := sha256_of(path)) != spec.sha256:
+        elif (digest := sha256_file(path)) != spec.sha256:
             problems.append(f"{path} has sha256 {digest}, expected {spec.sha256}")
     return problems
 

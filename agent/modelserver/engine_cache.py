@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from agent.modelserver.errors import EngineBuildError
-from jetfleet.files import write_atomic
+from jetfleet.files import sha256_file, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class EngineCache:
         built_for = recorded.get("key") if isinstance(recorded, dict) else None
         if built_for != asdict(key):
             return CacheLookup(None, f"engine {engine.name} was built for {built_for}, not {asdict(key)}")
-        if recorded.get("engine_sha256") != _sha256(engine):
+        if recorded.get("engine_sha256") != sha256_file(engine):
             return CacheLookup(None, f"engine {engine.name} does not match its recorded sha256 (truncated or replaced)")
         return CacheLookup(engine, f"reusing cached engine {engine.name}")
 
@@ -129,12 +129,5 @@ def load_engine(cache: EngineCache | None, key: EngineKey, build: Callable[[], b
     engine_bytes, _ = obtain_engine(cache, key, build)
     return deserialize(engine_bytes)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.modelserver.errors import IntegrityError, ModelLoadError, UnsafeModelError
 from agent.modelserver.signature import ModelSignature, TensorSpec
-from jetfleet.files import write_atomic
+from jetfleet.files import sha256_file, write_atomic
 
 METADATA_FILENAME = "model.json"
 ENGINE_CACHE_DIRNAME = "engines"
@@ -62,7 +62,6 @@ FRAMEWORK_SUFFIXES: dict[Framework, tuple[str, ...]] = {
     "sklearn": PICKLE_SUFFIXES,
 }
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-_CHUNK = 1 << 20
 
 
 class ModelMetadata(BaseModel):
@@ -136,7 +135,7 @@ def artifact_sha256(path: Path) -> str:
     if path.is_symlink():
         raise IntegrityError(f"{path}: artifact must not be a symlink")
     if path.is_file():
-        return _file_sha256(path)
+        return sha256_file(path)
     if not path.is_dir():
         raise IntegrityError(f"{path}: artifact not found")
     tree = hashlib.sha256()
@@ -144,16 +143,9 @@ def artifact_sha256(path: Path) -> str:
         if item.is_symlink():
             raise IntegrityError(f"{item}: symlinks are not allowed inside a directory artifact")
         if item.is_file():
-            tree.update(f"{item.relative_to(path).as_posix()}\0{_file_sha256(item)}\n".encode())
+            tree.update(f"{item.relative_to(path).as_posix()}\0{sha256_file(item)}\n".encode())
     return tree.hexdigest()
 
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verified_artifact(model_dir: Path, metadata: ModelMetadata) -> Path:

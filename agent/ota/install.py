@@ -8,7 +8,6 @@ in one step. ``models_dir/NAME/current`` is a symlink switched atomically.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,26 +26,18 @@ from agent.modelserver.signature import TensorSpec
 from agent.ota.failures import StepFailure
 from agent.ota.observed import InstalledVersion
 from agent.ota.states import SHA_MISMATCH
-from jetfleet.files import fsync_path
+from jetfleet.files import fsync_path, sha256_file
 from jetfleet.manifest import DesiredModel, GoldenCheck, TensorSpecEntry
 
 log = logging.getLogger("jetfleet.agent.ota")
 GOLDEN_DIRNAME = "golden"
 GOLDEN_CHECK_FILE = "check.json"
 CURRENT_LINK = "current"
-_HASH_CHUNK = 4 << 20
 
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_sha256(path: Path, expected: str, what: str) -> None:
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise StepFailure(SHA_MISMATCH, f"{what}: sha256 is {actual}, the signed manifest says {expected}")
 
