@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from agent.config import DEFAULT_CONFIG_PATH, AgentConfig
-from jetfleet.cliapp import bench_app
+from jetfleet.agent.config import DEFAULT_CONFIG_PATH, AgentConfig
 
 agent_app = typer.Typer(help="Host agent: register, heartbeat, metrics, OTA models.", no_args_is_help=True)
 
@@ -21,8 +20,8 @@ def run(
     """Run the host agent (under systemd: jetson-client.service)."""
     import asyncio
 
-    from agent.config import load_config
-    from agent.logs import setup_logging
+    from jetfleet.agent.config import load_config
+    from jetfleet.agent.logs import setup_logging
 
     settings = load_config(config, os.environ)
     setup_logging(settings.log_level, None if once else settings.log_file,
@@ -30,7 +29,7 @@ def run(
     if once:
         _run_once(settings)
         return
-    from agent.runtime import run_agent
+    from jetfleet.agent.daemon import run_agent
 
     _skip_charset_detection()
     asyncio.run(run_agent(settings))
@@ -51,7 +50,7 @@ def _skip_charset_detection() -> None:
 def _run_once(settings: AgentConfig) -> None:
     import asyncio
 
-    from agent.runtime import run_once
+    from jetfleet.agent.daemon import run_once
     from jetfleet.errors import JetfleetError
 
     try:
@@ -69,27 +68,8 @@ def _run_once(settings: AgentConfig) -> None:
         typer.echo(f"  {item.model}: {item.current_version or '-'} -> v{item.version}")
 
 
-@bench_app.command("agent")
-def bench_agent(
-    interval: float = typer.Option(1.0, min=0.1, max=3600, help="Heartbeat interval of the measured agent (s)."),
-    duration: float = typer.Option(60.0, min=5, max=3600, help="Seconds to measure (bounded)."),
-    host_root: Path = typer.Option(Path("/"), help="Host root for the metrics (e.g. a Jetson fixture tree)."),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Agent footprint: RSS and CPU over a run, and the heartbeat request size."""
-    from agent.bench import footprint_dict, measure
-    from jetfleet.benchout import print_result
-
-    result = measure(interval=interval, duration=duration, host_root=host_root)
-    print_result("jetfleet bench agent", footprint_dict(result), as_json=as_json)
-
-
 def register(app: typer.Typer) -> None:
-    from agent import metrics_cli
-    from agent.modelserver import cli as modelserver_cli
-    from agent.ota import cli as ota_cli
+    from jetfleet.agent import metrics_cli
 
     metrics_cli.add_commands(agent_app)
     app.add_typer(agent_app, name="agent")
-    modelserver_cli.register(app)
-    ota_cli.register(app)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import httpx
 
 import jetfleet
-from agent.http import client_for
+from jetfleet.agent.http import client_for
 from jetfleet.httperrors import raise_for_status, translate_transport_errors
 from jetfleet.protocol import Heartbeat, HeartbeatResponse, RegisterRequest, RegisterResponse
 

@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from agent.metrics import MetricsCollector, MetricsSnapshot
-from agent.state import HeartbeatCounters
+from jetfleet.agent.metrics import MetricsCollector, MetricsSnapshot
+from jetfleet.agent.state import HeartbeatCounters
 from jetfleet.errors import ConfigError
 from jetfleet.protocol import HardwareInfo
 

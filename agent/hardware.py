@@ -9,8 +9,8 @@ from typing import Literal
 
 import psutil
 
-from agent import jetson
-from agent.metrics.nvml import NvmlAdapter
+from jetfleet.agent import jetson
+from jetfleet.agent.metrics.nvml import NvmlAdapter
 from jetfleet.protocol import GpuInfo, HardwareInfo
 
 Platform = Literal["jetson", "x86_64", "aarch64", "other"]

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 import jetfleet
-from agent.client import BackendClient, HeartbeatResult
-from agent.identity import Identity, IdentityStore
-from agent.state import HeartbeatCounters
+from jetfleet.agent.client import BackendClient, HeartbeatResult
+from jetfleet.agent.identity import Identity, IdentityStore
+from jetfleet.agent.state import HeartbeatCounters
 from jetfleet.errors import AuthError, ConflictError, NotFoundError, PermanentError, TemporaryError
 from jetfleet.protocol import (
     HardwareInfo,

@@ -24,7 +24,7 @@ def metrics(
     """Print one metrics snapshot from every source this host has."""
     import json
 
-    from agent.metrics.report import print_snapshot, snapshot_json, take_snapshot
+    from jetfleet.agent.metrics.report import print_snapshot, snapshot_json, take_snapshot
 
     snapshot = take_snapshot(host_root=host_root, tegrastats_path=tegrastats_path, disk_paths=disks or [host_root])
     if as_json:
@@ -38,7 +38,7 @@ def parse_tegrastats() -> None:
     import io
     import sys
 
-    from agent.metrics.report import parse_stream
+    from jetfleet.agent.metrics.report import parse_stream
 
     def write(text: str) -> None:
         sys.stdout.write(text)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
-from backend.model_schemas import (
+from jetfleet.backend.model_schemas import (
     CreateVersion,
     DeployRequest,
     DeployResult,

@@ -7,9 +7,9 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from backend import appstate, devices
-from backend.auth import bearer_token, require_admin
-from backend.ingest import HeartbeatIngest
+from jetfleet.backend import appstate, devices
+from jetfleet.backend.auth import bearer_token, require_admin
+from jetfleet.backend.ingest import HeartbeatIngest
 from jetfleet.errors import AuthError
 from jetfleet.protocol import DeviceRecord, Heartbeat, HeartbeatResponse, RegisterRequest, RegisterResponse
 

@@ -19,12 +19,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend import appstate
-from backend.auth import require_admin
-from backend.models import Device
-from gateway.fleet import parse_dynamic_settings
-from gateway.registry import DeviceView, fleet_from_devices
-from gateway.render import REGISTRY_ROLES, render_dynamic
+from jetfleet.backend import appstate
+from jetfleet.backend.auth import require_admin
+from jetfleet.backend.models import Device
+from jetfleet.gateway.fleet import parse_dynamic_settings
+from jetfleet.gateway.live_fleet import DeviceView, fleet_from_devices
+from jetfleet.gateway.render import REGISTRY_ROLES, render_dynamic
 
 log = logging.getLogger("jetfleet.backend.gateway")
 router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])

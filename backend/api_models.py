@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from backend import appstate, registry
-from backend.artifacts import InvalidField
-from backend.auth import bearer_token, require_admin, token_matches
-from backend.model_schemas import (
+from jetfleet.backend import appstate, model_registry
+from jetfleet.backend.artifacts import InvalidField
+from jetfleet.backend.auth import bearer_token, require_admin, token_matches
+from jetfleet.backend.model_schemas import (
     CreateVersion,
     DeployRequest,
     DeployResult,
@@ -22,8 +22,8 @@ from backend.model_schemas import (
     UploadResult,
     VersionRecord,
 )
-from backend.models_status import model_status
-from backend.push import golden_check, read_signature, resolve_framework
+from jetfleet.backend.models_status import model_status
+from jetfleet.backend.push import golden_check, read_signature, resolve_framework
 from jetfleet.errors import AuthError, NotFoundError
 from jetfleet.manifest import MODEL_NAME_PATTERN, TAG_PATTERN
 
@@ -68,16 +68,16 @@ def create_version(name: str, body: CreateVersion, request: Request) -> VersionR
         golden = golden_check(store, body, signature)
         now = appstate.now()
         with appstate.sessions(request).begin() as session:
-            row = registry.add_version(session, name=name, sha256=artifact.sha256, size_bytes=artifact.size_bytes,
+            row = model_registry.add_version(session, name=name, sha256=artifact.sha256, size_bytes=artifact.size_bytes,
                                        framework=framework, filename=stored_name, signature=signature,
                                        golden=golden, now=now)
             followers: list[str] = []
             if body.tag:
-                _, followers = registry.set_tag(session, name, body.tag, row.version, now)
-                registry.bump_serials(session, followers, now)
+                _, followers = model_registry.set_tag(session, name, body.tag, row.version, now)
+                model_registry.bump_serials(session, followers, now)
             for upload_id in uploads:
                 store.commit(upload_id)
-            record = registry.version_record(row, [body.tag] if body.tag else [])
+            record = model_registry.version_record(row, [body.tag] if body.tag else [])
     finally:
         for upload_id in uploads:
             store.discard(upload_id)  # committed ones are gone already
@@ -88,13 +88,13 @@ def create_version(name: str, body: CreateVersion, request: Request) -> VersionR
 @router.get("", response_model=list[ModelSummary], dependencies=[Depends(require_admin)])
 def list_models(request: Request) -> list[ModelSummary]:
     with appstate.sessions(request).begin() as session:
-        return registry.list_models(session)
+        return model_registry.list_models(session)
 
 
 @router.get("/{name}", response_model=ModelDetail, dependencies=[Depends(require_admin)])
 def get_model(name: str, request: Request) -> ModelDetail:
     with appstate.sessions(request).begin() as session:
-        return registry.model_detail(session, name)
+        return model_registry.model_detail(session, name)
 
 
 @router.put("/{name}/tags/{tag}", response_model=TagRecord, dependencies=[Depends(require_admin)])
@@ -103,8 +103,8 @@ def move_tag(name: str, tag: str, body: MoveTag, request: Request) -> TagRecord:
     _check_name(tag, "tag", TAG_PATTERN)
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
-        previous, followers = registry.set_tag(session, name, tag, body.version, now)
-        registry.bump_serials(session, followers, now)
+        previous, followers = model_registry.set_tag(session, name, tag, body.version, now)
+        model_registry.bump_serials(session, followers, now)
     appstate.desired(request).invalidate(followers)
     return TagRecord(name=name, tag=tag, version=body.version, previous_version=previous, devices=followers)
 
@@ -116,8 +116,8 @@ def deploy(name: str, body: DeployRequest, request: Request) -> DeployResult:
         raise InvalidField("devices", "give either device ids or all=true")
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
-        version, devices = registry.deploy(session, name, body.tag, None if body.all else body.devices, now)
-        registry.bump_serials(session, devices, now)
+        version, devices = model_registry.deploy(session, name, body.tag, None if body.all else body.devices, now)
+        model_registry.bump_serials(session, devices, now)
     appstate.desired(request).invalidate(devices)
     return DeployResult(name=name, tag=body.tag, version=version, devices=devices)
 
@@ -129,8 +129,8 @@ def undeploy(name: str, body: UndeployRequest, request: Request) -> list[str]:
         raise InvalidField("devices", "give either device ids or all=true")
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
-        devices = registry.undeploy(session, name, None if body.all else body.devices)
-        registry.bump_serials(session, devices, now)
+        devices = model_registry.undeploy(session, name, None if body.all else body.devices)
+        model_registry.bump_serials(session, devices, now)
     appstate.desired(request).invalidate(devices)
     return devices
 

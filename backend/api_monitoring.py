@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
-from backend import appstate
-from backend.auth import require_admin
-from backend.models import Device
+from jetfleet.backend import appstate
+from jetfleet.backend.auth import require_admin
+from jetfleet.backend.models import Device
 
 router = APIRouter(prefix="/api/v1/prometheus", tags=["monitoring"])
 

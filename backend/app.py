@@ -15,13 +15,13 @@ from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 import jetfleet
-from backend import api_devices, api_gateway, api_models, api_monitoring
-from backend.artifacts import ArtifactStore
-from backend.desired_state import DesiredState
-from backend.ingest import HeartbeatIngest
-from backend.metrics import BackendCounters, FleetCollector
-from backend.settings import BackendSettings
-from backend.signing import Signer
+from jetfleet.backend import api_devices, api_gateway, api_models, api_monitoring
+from jetfleet.backend.artifacts import ArtifactStore
+from jetfleet.backend.desired_state import DesiredState
+from jetfleet.backend.ingest import HeartbeatIngest
+from jetfleet.backend.metrics import BackendCounters, FleetCollector
+from jetfleet.backend.settings import BackendSettings
+from jetfleet.backend.signing import Signer
 from jetfleet.errors import AuthError, ConflictError, JetfleetError, NotFoundError, PermanentError
 
 log = logging.getLogger("jetfleet.backend")

@@ -1,4 +1,4 @@
-"""Typed access to what the app keeps on ``app.state`` (set up in backend.app), shared by the API modules."""
+"""Typed access to what the app keeps on ``app.state`` (set up in jetfleet.backend.app), shared by the API modules."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from fastapi import Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.artifacts import ArtifactStore
-from backend.desired_state import DesiredState
-from backend.settings import BackendSettings
+from jetfleet.backend.artifacts import ArtifactStore
+from jetfleet.backend.desired_state import DesiredState
+from jetfleet.backend.settings import BackendSettings
 
 
 def now() -> datetime:

@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from backend.settings import DEFAULT_DATA_DIR, DEFAULT_DATABASE_URL, DEFAULT_SIGNING_KEY_NAME
-from jetfleet.cliapp import bench_app
+from jetfleet.backend.settings import DEFAULT_DATA_DIR, DEFAULT_DATABASE_URL, DEFAULT_SIGNING_KEY_NAME
 
 if TYPE_CHECKING:
-    from backend.settings import BackendSettings
-    from backend.signing import Signer
+    from jetfleet.backend.settings import BackendSettings
+    from jetfleet.backend.signing import Signer
 
 log = logging.getLogger("jetfleet.backend")
 SigningKeyPath = typer.Option(None, "--signing-key", envvar="JETFLEET_SIGNING_KEY",
@@ -47,9 +46,9 @@ def serve(
     """Run the control plane (migrates the database first; creates the signing key when absent)."""
     import uvicorn
 
-    from backend.app import create_app
-    from backend.db import create_db_engine, migrate
-    from backend.settings import BackendSettings
+    from jetfleet.backend.app import create_app
+    from jetfleet.backend.db import create_db_engine, migrate
+    from jetfleet.backend.settings import BackendSettings
 
     settings = BackendSettings(database_url=database_url, admin_token=admin_token,
                                provisioning_key=provisioning_key, heartbeat_interval=heartbeat_interval,
@@ -65,7 +64,7 @@ def serve(
 
 
 def _signer(settings: BackendSettings) -> Signer:
-    from backend.signing import Signer, load_key, load_or_create_key
+    from jetfleet.backend.signing import Signer, load_key, load_or_create_key
 
     current, created = load_or_create_key(settings.signing_key_path)
     if created:
@@ -88,7 +87,7 @@ def public_key(
     show_id: bool = typer.Option(False, "--id", help="Print the key id too (id<TAB>key)."),
 ) -> None:
     """Print the base64 public key that devices pin (agent config key manifest_public_key)."""
-    from backend.signing import load_key
+    from jetfleet.backend.signing import load_key
 
     key = load_key(signing_key or data_dir / DEFAULT_SIGNING_KEY_NAME)
     typer.echo(f"{key.key_id}\t{key.public_b64}" if show_id else key.public_b64)
@@ -97,35 +96,15 @@ def public_key(
 @backend_app.command("keygen")
 def keygen(path: Path = typer.Argument(..., help="Where to write the new key (refuses to overwrite).")) -> None:
     """Create a new Ed25519 signing key (mode 0600), e.g. for a key rotation; prints its public key."""
-    from backend.signing import create_key
+    from jetfleet.backend.signing import create_key
 
     key = create_key(path, option="PATH")
     typer.echo(f"created {path} (key id {key.key_id})")
     typer.echo(key.public_b64)
 
 
-@bench_app.command("backend")
-def bench_backend(
-    devices: int = typer.Option(1000, "--devices", min=1, help="Simulated devices."),
-    duration: float = typer.Option(10.0, min=1, max=600, help="Seconds of load (bounded)."),
-    concurrency: int = typer.Option(32, min=1, max=512, help="Requests in flight."),
-    database_url: str | None = typer.Option(None, help="Default: a fresh SQLite file; or postgresql+psycopg://..."),
-    backend_url: str | None = typer.Option(None, help="Load an already running control plane instead."),
-    restart: bool = typer.Option(False, "--restart",
-                                 help="Restart the control plane after registering (measures the cold start)."),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Heartbeats/s and latency of the control plane under simulated devices."""
-    from backend.bench import result_dict, run_bench
-    from jetfleet.benchout import print_result
-
-    result = run_bench(devices=devices, duration=duration, concurrency=concurrency, database_url=database_url,
-                       backend_url=backend_url, restart=restart)
-    print_result("jetfleet bench backend", result_dict(result), as_json=as_json)
-
-
 def register(app: typer.Typer) -> None:
-    from backend import fleet_cli, models_cli
+    from jetfleet.backend import fleet_cli, models_cli
 
     app.add_typer(backend_app, name="backend")
     app.add_typer(fleet_cli.fleet_app, name="fleet")

@@ -18,10 +18,10 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend import registry
-from backend.ingest import DeviceAuth
-from backend.settings import BackendSettings
-from backend.signing import Signer
+from jetfleet.backend import model_registry
+from jetfleet.backend.ingest import DeviceAuth
+from jetfleet.backend.settings import BackendSettings
+from jetfleet.backend.signing import Signer
 from jetfleet.manifest import DesiredModel, ManifestPayload, sign_payload
 from jetfleet.protocol import DeviceConfig, Heartbeat, HeartbeatResponse, OtaItem, SignedManifest
 
@@ -66,8 +66,8 @@ class DesiredState:
         now = datetime.now(timezone.utc)
         with self._sessions.begin() as session:
             _consistent_snapshot(session)
-            serial = registry.serial_of(session, device_id, now)
-            models = tuple(registry.desired_models(session, device_id))
+            serial = model_registry.serial_of(session, device_id, now)
+            models = tuple(model_registry.desired_models(session, device_id))
         entry = DeviceDesired(device_id, serial, models)
         with self._lock:
             if epoch == self._epoch:  # no admin change raced this read: safe to cache
@@ -80,7 +80,7 @@ class DesiredState:
         epoch = self._epoch
         with self._sessions.begin() as session:
             _consistent_snapshot(session)
-            desired = registry.all_desired(session, datetime.now(timezone.utc))
+            desired = model_registry.all_desired(session, datetime.now(timezone.utc))
         entries = {device_id: DeviceDesired(device_id, serial, tuple(models))
                    for device_id, (serial, models) in desired.items()}
         with self._lock:

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.auth import hash_token, new_token, token_matches
-from backend.models import Device
-from backend.settings import BackendSettings
+from jetfleet.backend.auth import hash_token, new_token, token_matches
+from jetfleet.backend.models import Device
+from jetfleet.backend.settings import BackendSettings
 from jetfleet.errors import ConflictError, NotFoundError
 from jetfleet.protocol import (
     DeviceConfig,

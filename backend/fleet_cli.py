@@ -20,7 +20,7 @@ GIB = 1024**3
 def status(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False,
            only: str | None = typer.Option(None, "--status", help="Only 'online' or 'offline' devices.")) -> None:
     """List every device with its status, metrics and when it was last seen."""
-    from backend.admin_client import AdminClient
+    from jetfleet.backend.admin_client import AdminClient
 
     with AdminClient(backend_url, token) as client:
         records = client.devices(status=only)
@@ -33,7 +33,7 @@ def status(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_
 @fleet_app.command("show")
 def show(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
     """Everything the control plane knows about one device, as JSON."""
-    from backend.admin_client import AdminClient
+    from jetfleet.backend.admin_client import AdminClient
 
     with AdminClient(backend_url, token) as client:
         typer.echo(client.device(device_id).model_dump_json(indent=2))
@@ -42,7 +42,7 @@ def show(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: T
 @fleet_app.command("reprovision")
 def reprovision(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
     """Release a device id: the next device registering with it gets a new token."""
-    from backend.admin_client import AdminClient
+    from jetfleet.backend.admin_client import AdminClient
 
     with AdminClient(backend_url, token) as client:
         client.reprovision(device_id)
@@ -52,7 +52,7 @@ def reprovision(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, t
 @fleet_app.command("remove")
 def remove(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
     """Forget a device (decommission)."""
-    from backend.admin_client import AdminClient
+    from jetfleet.backend.admin_client import AdminClient
 
     with AdminClient(backend_url, token) as client:
         client.remove(device_id)

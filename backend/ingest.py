@@ -21,9 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.auth import hash_token
-from backend.models import Device
-from backend.settings import BackendSettings
+from jetfleet.backend.auth import hash_token
+from jetfleet.backend.models import Device
+from jetfleet.backend.settings import BackendSettings
 from jetfleet.errors import AuthError, NotFoundError
 from jetfleet.protocol import Heartbeat
 

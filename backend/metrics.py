@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.models import Device
+from jetfleet.backend.models import Device
 
 
 class BackendCounters:

@@ -15,15 +15,15 @@ from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, JsonOutput, Tok
 from jetfleet.errors import ConfigError, TemporaryError
 
 if TYPE_CHECKING:
-    from backend.admin_client import AdminClient
-    from backend.model_schemas import ModelStatusReport, UploadResult, VersionRecord
+    from jetfleet.backend.admin_client import AdminClient
+    from jetfleet.backend.model_schemas import ModelStatusReport, UploadResult, VersionRecord
 
 models_app = typer.Typer(help="Model registry and OTA: push, tag, deploy, status.", no_args_is_help=True)
 STATUS_FIELDS = ("device_id", "version", "state", "reason", "endpoint")
 
 
 def _client(backend_url: str, token: str) -> AdminClient:
-    from backend.admin_client import AdminClient
+    from jetfleet.backend.admin_client import AdminClient
 
     return AdminClient(backend_url, token)
 
@@ -51,7 +51,7 @@ def push(
     backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False,
 ) -> None:
     """Upload FILE as the next version of NAME (streamed, with a progress bar)."""
-    from backend.model_schemas import CreateVersion
+    from jetfleet.backend.model_schemas import CreateVersion
 
     with _client(backend_url, token) as client:
         artifact = _upload(client, file, quiet=as_json)

@@ -8,16 +8,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend import registry
-from backend.devices import is_online
-from backend.model_schemas import DeviceModelState, ModelStatusReport
-from backend.models import Device
+from jetfleet.backend import model_registry
+from jetfleet.backend.devices import is_online
+from jetfleet.backend.model_schemas import DeviceModelState, ModelStatusReport
+from jetfleet.backend.models import Device
 from jetfleet.errors import NotFoundError
 
 
 def model_status(session: Session, name: str, now: datetime) -> ModelStatusReport:
-    deployments = registry.deployments_of(session, name)
-    if not deployments and not registry.latest_version(session, name):
+    deployments = model_registry.deployments_of(session, name)
+    if not deployments and not model_registry.latest_version(session, name):
         raise NotFoundError(f"unknown model '{name}'")
     devices = session.scalars(select(Device).order_by(Device.device_id))
     states = []

@@ -1,6 +1,6 @@
 """Checking a pushed model before it becomes a version: framework, file name, signature, golden pair.
 
-Everything here raises :class:`~backend.artifacts.InvalidField` (a 400 naming the field) for bad input;
+Everything here raises :class:`~jetfleet.backend.artifacts.InvalidField` (a 400 naming the field) for bad input;
 the API then discards the uploads, so a refused push leaves nothing behind.
 """
 
@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from backend.artifacts import ArtifactStore, InvalidField
-from backend.model_schemas import CreateVersion
+from jetfleet.backend.artifacts import ArtifactStore, InvalidField
+from jetfleet.backend.model_schemas import CreateVersion
 from jetfleet.errors import PermanentError
 from jetfleet.golden import GOLDEN_SUFFIXES, GoldenError, bind, load_tensors
 from jetfleet.manifest import FRAMEWORKS, BlobRef, Framework, GoldenCheck
@@ -29,7 +29,7 @@ def artifact_suffix(filename: str) -> str:
 
 def resolve_framework(filename: str, framework: Framework | None) -> tuple[Framework, str]:
     """The framework and the stored file name (``model<suffix>``); refuses a name the framework cannot serve."""
-    from agent.modelserver.layout import FRAMEWORK_SUFFIXES, detect_framework
+    from jetfleet.modelfiles.layout import FRAMEWORK_SUFFIXES, detect_framework
 
     suffix = artifact_suffix(filename)
     if framework is None:
@@ -46,8 +46,8 @@ def resolve_framework(filename: str, framework: Framework | None) -> tuple[Frame
 
 
 def read_signature(upload_path: Path, stored_name: str, framework: Framework) -> dict[str, Any] | None:
-    """The model's input/output signature where the format records it (see agent.modelserver.introspect)."""
-    from agent.modelserver.introspect import read_signature as read_model_signature
+    """The model's input/output signature where the format records it (see jetfleet.modelserver.introspect)."""
+    from jetfleet.modelserver.introspect import read_signature as read_model_signature
 
     with tempfile.TemporaryDirectory(dir=upload_path.parent) as scratch:
         named = Path(scratch) / stored_name  # loaders go by the extension

@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jetfleet.cliapp import bench_app
 from jetfleet.clioptions import JsonOutput, Token
 from jetfleet.errors import ConfigError
 
 if TYPE_CHECKING:
-    from gateway.fleet import GatewaySettings
-    from gateway.monitor import NodeTarget, Snapshot
+    from jetfleet.gateway.fleet import GatewaySettings
+    from jetfleet.gateway.monitor import NodeTarget, Snapshot
 
 gateway_app = typer.Typer(help="Traefik gateway across Jetsons.", no_args_is_help=True)
 
@@ -37,7 +36,7 @@ def _one_source(fleet: Path | None, from_backend: str | None) -> None:
 
 
 def _settings(settings_file: Path | None) -> GatewaySettings:
-    from gateway.fleet import GatewaySettings, load_settings
+    from jetfleet.gateway.fleet import GatewaySettings, load_settings
 
     return load_settings(settings_file) if settings_file is not None else GatewaySettings()
 
@@ -55,8 +54,8 @@ def render(
     """Render Traefik's static flags and dynamic config (validated), for a fleet file or the live registry."""
     import yaml
 
-    from gateway.fleet import load_fleet
-    from gateway.sources import backend_run, fleet_run
+    from jetfleet.gateway.fleet import load_fleet
+    from jetfleet.gateway.sources import backend_run, fleet_run
 
     _one_source(fleet, from_backend)
     file_name = "dynamic.yml" if fleet is not None else "health.yml"
@@ -91,9 +90,10 @@ def run(
     traefik: str | None = typer.Option(None, help="Traefik binary (default: 'traefik' on PATH or in this venv)."),
 ) -> None:
     """Run the real Traefik with the rendered config until SIGTERM/Ctrl-C (plus the gateway's /health)."""
-    from gateway.fleet import load_fleet
-    from gateway.runner import find_traefik, run_gateway
-    from gateway.sources import backend_run, fleet_run
+    from jetfleet.gateway.fleet import load_fleet
+    from jetfleet.gateway.runner import run_gateway
+    from jetfleet.gateway.sources import backend_run, fleet_run
+    from jetfleet.traefik.binary import require_traefik
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _one_source(fleet, from_backend)
@@ -104,7 +104,7 @@ def run(
         else:
             plan, _ = backend_run(str(from_backend), token, _settings(settings_file),
                                   directory.resolve() / "health.yml")
-        code = run_gateway(plan, find_traefik(traefik))
+        code = run_gateway(plan, str(require_traefik(Path(traefik) if traefik else None, key="--traefik")))
     raise typer.Exit(code)
 
 
@@ -123,7 +123,7 @@ def monitor(
     """Live table of every Jetson (voice status) and of Traefik's view (servers up, requests, errors)."""
     import json
 
-    from gateway.monitor import collect
+    from jetfleet.gateway.monitor import collect
 
     _one_source(fleet, from_backend)
     targets, settings = _monitor_targets(fleet, from_backend, token, settings_file)
@@ -144,9 +144,9 @@ def monitor(
 
 def _monitor_targets(fleet: Path | None, from_backend: str | None, token: str,
                      settings_file: Path | None) -> tuple[Callable[[], list[NodeTarget]], GatewaySettings]:
-    from gateway.fleet import load_fleet
-    from gateway.monitor import targets_from_devices, targets_from_fleet
-    from gateway.sources import fetch_devices
+    from jetfleet.gateway.fleet import load_fleet
+    from jetfleet.gateway.monitor import targets_from_devices, targets_from_fleet
+    from jetfleet.gateway.sources import fetch_devices
 
     if fleet is not None:
         loaded = load_fleet(fleet)
@@ -162,7 +162,7 @@ def _live_tables(snapshot: Callable[[], Snapshot], *, once: bool, interval: floa
     from rich.console import Console
     from rich.live import Live
 
-    from gateway.monitor_table import snapshot_tables
+    from jetfleet.gateway.monitor_table import snapshot_tables
 
     console = Console()
     if once:
@@ -187,7 +187,7 @@ def health(
     import signal
     import threading
 
-    from gateway.health import HealthServer
+    from jetfleet.gateway.health import HealthServer
 
     server = HealthServer(host, port, traefik_api)
     stop = threading.Event()
@@ -198,30 +198,6 @@ def health(
     while not stop.wait(0.5):
         pass
     server.stop()
-
-
-@bench_app.command("gateway")
-def bench_gateway(
-    sections: str = typer.Option(",".join(("overhead", "audio", "failover")),
-                                 help="Comma-separated: overhead, audio, failover."),
-    duration: float = typer.Option(5.0, min=1, max=120, help="Seconds per throughput run (overhead)."),
-    audio_seconds: float = typer.Option(20.0, min=2, max=600, help="Seconds of load per audio run."),
-    kill_runs: int = typer.Option(3, min=1, max=20, help="Runs of the kill test per retry setting."),
-    work_dir: Path | None = typer.Option(None, help="Logs and configs (default: a temporary dir)."),
-    as_json: JsonOutput = False,
-) -> None:
-    """Traefik's cost (direct vs gateway), audio throughput with 1-3 voice nodes, losses when a node dies."""
-    from gateway.bench import SECTIONS, run_bench
-    from jetfleet.benchout import print_result
-
-    chosen = [s.strip() for s in sections.split(",") if s.strip()]
-    unknown = sorted(set(chosen) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}", key="--sections")
-    with tempfile.TemporaryDirectory(prefix="jetfleet-bench-gateway-") as tmp:
-        result = run_bench(chosen, work_dir or Path(tmp), duration=duration, audio_seconds=audio_seconds,
-                           kill_runs=kill_runs)
-    print_result("jetfleet bench gateway", result, as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:

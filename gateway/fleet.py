@@ -41,20 +41,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.durations import parse_duration
 from jetfleet.errors import ConfigError
+from jetfleet.gateway.durations import parse_duration
+from jetfleet.modelfiles.layout import NAME_PATTERN as MODEL_NAME_PATTERN
 from jetfleet.protocol import DEVICE_ID_PATTERN
+from jetfleet.traefik.config import check_url
 
 Strategy = Literal["wrr", "p2c", "leasttime", "hrw"]
 RouteGroup = Literal["voice", "audio", "vision", "models"]
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 SERVICE_ROLES = ("voice", "vision")  # every other role is a model name
 
 # Settings that shape the dynamic config (the rest are static: listen addresses, logging, polling).
@@ -112,21 +112,6 @@ class GatewaySettings(_Strict):
     def effective_unhealthy_interval(self) -> float:
         # A down node is probed more often than a healthy one: recovery is noticed in half the time.
         return self.unhealthy_interval if self.unhealthy_interval is not None else self.health_interval / 2
-
-
-def check_url(value: str) -> str:
-    """``scheme://host[:port]`` with no path, query or credentials; raise ``ValueError`` otherwise."""
-    parts = urlsplit(value)
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"bad port in URL {value!r}") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or " " in value:
-        raise ValueError(f"must be scheme://host[:port] without path, query or credentials, got {value!r}")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
 class Node(_Strict):

@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 
-from gateway.render import HEALTH_SERVICE
-from gateway.traefik_api import TraefikUnavailable, fetch_services
+from jetfleet.gateway.render import HEALTH_SERVICE
+from jetfleet.gateway.traefik_api import TraefikUnavailable, fetch_services
 
 log = logging.getLogger("jetfleet.gateway.health")
 PROVIDERS = ("file", "http")

@@ -14,11 +14,17 @@ from typing import Any
 
 import httpx
 
-from gateway.fleet import SERVICE_ROLES, Fleet
-from gateway.health import PROVIDERS
-from gateway.registry import endpoint_origin
-from gateway.render import HEALTH_SERVICE
-from gateway.traefik_api import TraefikMetrics, TraefikUnavailable, fetch_metrics, fetch_services, server_status
+from jetfleet.gateway.fleet import SERVICE_ROLES, Fleet
+from jetfleet.gateway.health import PROVIDERS
+from jetfleet.gateway.live_fleet import endpoint_origin
+from jetfleet.gateway.render import HEALTH_SERVICE
+from jetfleet.gateway.traefik_api import (
+    TraefikMetrics,
+    TraefikUnavailable,
+    fetch_metrics,
+    fetch_services,
+    server_status,
+)
 from jetfleet.protocol import DeviceRecord
 
 PROBE_TIMEOUT_SECONDS = 2.0

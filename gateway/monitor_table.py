@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gateway.monitor import Snapshot
+from jetfleet.gateway.monitor import Snapshot
 
 
 def _flag(value: bool | None, yes: str = "yes", no: str = "no") -> Text:

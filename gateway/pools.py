@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.fleet import Fleet, RouteGroup
+from jetfleet.gateway.fleet import Fleet, RouteGroup
 
 
 @dataclass(frozen=True)

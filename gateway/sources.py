@@ -7,12 +7,12 @@ from urllib.parse import urlencode
 
 import httpx
 
-from gateway.fleet import Fleet, GatewaySettings, dynamic_settings_query
-from gateway.render import Providers, render_dynamic, render_health_only, static_flags
-from gateway.runner import GatewayRun
-from gateway.traefik_config import DynamicConfig, validate_dynamic
+from jetfleet.gateway.fleet import Fleet, GatewaySettings, dynamic_settings_query
+from jetfleet.gateway.render import Providers, render_dynamic, render_health_only, static_flags
+from jetfleet.gateway.runner import GatewayRun
 from jetfleet.httperrors import raise_for_status, translate_transport_errors
 from jetfleet.protocol import DeviceRecord
+from jetfleet.traefik.config import DynamicConfig, validate_dynamic
 
 REGISTRY_PATH = "/api/v1/gateway/traefik"
 TOKEN_HINT = " (pass the control plane's admin token with --token or JETFLEET_TOKEN)"

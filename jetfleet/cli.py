@@ -12,19 +12,19 @@ import sys
 from jetfleet.cliapp import app
 from jetfleet.errors import JetfleetError
 
-ROLES = ("agent", "backend", "voice", "gateway")
-_ROLE_OF_COMMAND = {"agent": "agent", "serve-model": "agent", "backend": "backend", "fleet": "backend",
-                    "models": "backend", "voice": "voice", "gateway": "gateway"}
+ROLES = ("agent", "modelserver", "backend", "voice", "gateway", "bench")
+_ROLE_OF_COMMAND = {"agent": "agent", "serve-model": "modelserver", "backend": "backend", "fleet": "backend",
+                    "models": "backend", "voice": "voice", "gateway": "gateway", "bench": "bench"}
 
 
 def _register_roles(argv: list[str]) -> None:
-    """Register the role that owns the command being run; all roles for help, ``bench`` or a typo.
+    """Register the role that owns the command being run; all roles for help or a typo.
 
     The agent runs for months on a small device: it should not carry the other roles' imports.
     """
     role = _ROLE_OF_COMMAND.get(argv[1]) if len(argv) > 1 else None
     for name in (role,) if role else ROLES:
-        importlib.import_module(f"{name}.cli").register(app)
+        importlib.import_module(f"jetfleet.{name}.cli").register(app)
 
 
 def _skip_httpx_cli() -> None:

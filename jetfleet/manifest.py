@@ -27,15 +27,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jetfleet.errors import AuthError
+from jetfleet.modelfiles.layout import FRAMEWORKS as FRAMEWORKS  # re-exported: manifests name these
+from jetfleet.modelfiles.layout import NAME_PATTERN as MODEL_NAME_PATTERN
+from jetfleet.modelfiles.layout import Framework as Framework
 
 MANIFEST_TYPE = "jetfleet-manifest"
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+__all__ = ["FRAMEWORKS", "MODEL_NAME_PATTERN", "TAG_PATTERN", "Framework"]
 TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 ModelName = Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
 Version = Annotated[int, Field(ge=1)]
-Framework = Literal["onnx", "tensorrt", "pytorch", "tensorflow", "sklearn"]
-FRAMEWORKS: tuple[Framework, ...] = ("onnx", "tensorrt", "pytorch", "tensorflow", "sklearn")
 
 
 class _Frozen(BaseModel):

@@ -4,4 +4,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/bootstrap.sh
-exec "${JETFLEET_VENV:-$ROOT/.venv}/bin/python" scripts/demo.py "$@"
+exec "${JETFLEET_VENV:-$ROOT/.venv}/bin/python" -m jetfleet.bench.demo "$@"

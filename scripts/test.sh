@@ -11,5 +11,7 @@ echo "==> ruff"
 ruff check .
 echo "==> mypy"
 mypy
+echo "==> layer contracts (import-linter)"
+lint-imports
 echo "==> pytest"
 exec pytest "$@"

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import psutil
 
-from tests.support.processes import REPO_ROOT, subprocess_env
+from tests.support.processes import subprocess_env
 from tests.support.system import require_binary
 
 
 def test_readme_demo_runs_every_step(tmp_path: Path) -> None:
     require_binary("espeak-ng", ["espeak-ng"])
     require_binary("sox", ["sox"])
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "scripts/demo.py")], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "jetfleet.bench.demo"], capture_output=True, text=True,
                             env=subprocess_env(JETFLEET_DEMO_DIR=str(tmp_path / "demo"), COLUMNS="200"),
                             timeout=900)
     out = result.stdout

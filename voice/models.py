@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jetfleet.files import sha256_file
-from voice.errors import ModelUnavailable
+from jetfleet.voice.errors import ModelUnavailable
 
 _LOG = logging.getLogger(__name__)
 _CHUNK = 1 << 20

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from jetfleet.errors import ConfigError
-from voice.grammar import LANGUAGES
+from jetfleet.voice.grammar import LANGUAGES
 
 BackendChoice = Literal["auto", "whisper-trt", "faster-whisper"]
 DeviceChoice = Literal["auto", "cpu", "cuda"]

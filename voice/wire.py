@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jetfleet.errors import ConfigError
-from voice.settings import whisper_language
+from jetfleet.voice.settings import whisper_language
 
 Status = Literal["ok", "rejected", "error"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from agent import jetson
+from jetfleet.agent import jetson
 from jetfleet.errors import ConfigError
 
 from .jtop_source import JTOP_SOCKET, JtopSource

@@ -10,7 +10,7 @@ from typing import Any
 
 import psutil
 
-from agent.jetson import read_text
+from jetfleet.agent.jetson import read_text
 from jetfleet.errors import ConfigError
 
 from .model import CpuCore, DiskUsage, Reading

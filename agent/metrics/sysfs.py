@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import jetson
+from jetfleet.agent import jetson
 
 from .model import GpuSample, RailPower, Reading
 from .source import SourceUnavailable

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import sys
 from pathlib import Path
 
 import psutil
 
-from agent.config import AgentConfig
-from agent.ota.executor import ExecutorSettings
-from agent.ota.router import DirectRouter, NodeRouter, RouteTable
-from agent.ota.runtime.base import ModelRuntime
-from agent.ota.runtime.docker import DockerRuntime
-from agent.ota.runtime.process import ProcessRuntime
-from agent.ota.traefik import TraefikRouter, TraefikSettings
-from jetfleet.errors import ConfigError
+from jetfleet.agent.config import AgentConfig
+from jetfleet.agent.ota.executor import ExecutorSettings
+from jetfleet.agent.ota.router import DirectRouter, NodeRouter, RouteTable
+from jetfleet.agent.ota.runtime.base import ModelRuntime
+from jetfleet.agent.ota.runtime.docker import DockerRuntime
+from jetfleet.agent.ota.runtime.process import ProcessRuntime
+from jetfleet.agent.ota.traefik import TraefikRouter, TraefikSettings
 from jetfleet.protocol import HardwareInfo
+from jetfleet.traefik.binary import find_traefik
 
 
 def executor_kind(config: AgentConfig, hardware: HardwareInfo) -> str:
@@ -53,12 +51,7 @@ def make_router(config: AgentConfig, ota_dir: Path) -> NodeRouter:
 
 def traefik_binary(config: AgentConfig) -> Path | None:
     """The configured binary (which must exist), else one on PATH or next to Python, else None."""
-    if config.model_router_binary is not None:
-        if not config.model_router_binary.is_file():
-            raise ConfigError(f"{config.model_router_binary} does not exist", key="model_router_binary")
-        return config.model_router_binary
-    found = shutil.which("traefik") or shutil.which("traefik", path=str(Path(sys.executable).parent))
-    return Path(found) if found else None
+    return find_traefik(config.model_router_binary, key="model_router_binary")
 
 
 def node_address() -> str:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from agent.ota.failures import StepFailure
-from agent.ota.observed import PartialDownload
+from jetfleet.agent.ota.failures import StepFailure
+from jetfleet.agent.ota.observed import PartialDownload
 
 log = logging.getLogger("jetfleet.agent.ota")
 DOWNLOADS_DIRNAME = ".downloads"

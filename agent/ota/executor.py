@@ -16,16 +16,16 @@ from dataclasses import dataclass
 
 import httpx
 
-from agent.ota import states
-from agent.ota.download import Downloads, Fetch
-from agent.ota.failures import StepFailure
-from agent.ota.health import golden_check, wait_ready
-from agent.ota.install import ModelStore, check_sha256
-from agent.ota.observed import Instance, Route
-from agent.ota.records import Failure, RecordStore
-from agent.ota.router import NodeRouter
-from agent.ota.runtime.base import LaunchSpec, ModelRuntime, free_port
-from agent.ota.steps import (
+from jetfleet.agent.ota import states
+from jetfleet.agent.ota.download import Downloads, Fetch
+from jetfleet.agent.ota.failures import StepFailure
+from jetfleet.agent.ota.health import golden_check, wait_ready
+from jetfleet.agent.ota.install import ModelStore, check_sha256
+from jetfleet.agent.ota.observed import Instance, Route
+from jetfleet.agent.ota.records import Failure, RecordStore
+from jetfleet.agent.ota.router import NodeRouter
+from jetfleet.agent.ota.runtime.base import LaunchSpec, ModelRuntime, free_port
+from jetfleet.agent.ota.steps import (
     Commit,
     Download,
     Fail,

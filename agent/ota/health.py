@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from agent.ota.failures import StepFailure
-from agent.ota.states import GOLDEN_MISMATCH, READY_TIMEOUT
+from jetfleet.agent.ota.failures import StepFailure
+from jetfleet.agent.ota.states import GOLDEN_MISMATCH, READY_TIMEOUT
 from jetfleet.golden import GoldenError, bind, compare, infer_request, load_tensors
 
 POLL_SECONDS = (0.05, 0.1, 0.2, 0.5)

@@ -1,4 +1,4 @@
-"""Model versions on disk, per the model-dir contract of ``agent.modelserver.layout``.
+"""Model versions on disk, per the model-dir contract of ``jetfleet.modelfiles.layout``.
 
 Installing is power-cut safe: the verified download is moved into a staging directory next to the
 target with ``model.json`` (``manifest_verified: true``), the golden pair and an ``engines/`` dir
@@ -15,19 +15,19 @@ import shutil
 import uuid
 from pathlib import Path
 
-from agent.modelserver.layout import (
+from jetfleet.agent.ota.failures import StepFailure
+from jetfleet.agent.ota.observed import InstalledVersion
+from jetfleet.agent.ota.states import SHA_MISMATCH
+from jetfleet.files import fsync_path, sha256_file
+from jetfleet.manifest import DesiredModel, GoldenCheck, TensorSpecEntry
+from jetfleet.modelfiles.layout import (
     MODEL_SERVER_UID,
     ModelMetadata,
     engine_cache_dir,
     read_metadata,
     write_metadata,
 )
-from agent.modelserver.signature import TensorSpec
-from agent.ota.failures import StepFailure
-from agent.ota.observed import InstalledVersion
-from agent.ota.states import SHA_MISMATCH
-from jetfleet.files import fsync_path, sha256_file
-from jetfleet.manifest import DesiredModel, GoldenCheck, TensorSpecEntry
+from jetfleet.modelfiles.tensors import TensorSpec
 
 log = logging.getLogger("jetfleet.agent.ota")
 GOLDEN_DIRNAME = "golden"

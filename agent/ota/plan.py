@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.ota import states
-from agent.ota.observed import Observed
-from agent.ota.records import ModelRecord
-from agent.ota.steps import (
+from jetfleet.agent.ota import states
+from jetfleet.agent.ota.observed import Observed
+from jetfleet.agent.ota.records import ModelRecord
+from jetfleet.agent.ota.steps import (
     Commit,
     Download,
     Fail,

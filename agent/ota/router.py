@@ -4,7 +4,7 @@
 ``/v2/models/NAME`` (and ``/v2``, ``/v2/health/*`` to any model) at ``model_router_port``. A switch
 rewrites Traefik's file-provider config atomically, then waits until Traefik's API lists exactly the
 new server and a request through the router reaches the new version; only then is the old instance
-stopped (see :mod:`agent.ota.traefik`). ``none``: no router; the endpoint is the instance itself and
+stopped (see :mod:`jetfleet.agent.ota.traefik`). ``none``: no router; the endpoint is the instance itself and
 changes with every swap (for sites that route with Traefik's docker provider from container labels).
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from agent.ota.observed import Route
+from jetfleet.agent.ota.observed import Route
 from jetfleet.files import write_atomic
 
 

@@ -17,17 +17,17 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from itertools import groupby
 
-from agent.config import AgentConfig
-from agent.http import local_client
-from agent.ota import states
-from agent.ota.components import executor_settings, make_router, make_runtime
-from agent.ota.download import Downloads
-from agent.ota.executor import Executor
-from agent.ota.install import ModelStore
-from agent.ota.observed import Observed
-from agent.ota.plan import PlanContext, plan
-from agent.ota.records import RecordStore
-from agent.ota.trust import CLOCK_SKEW, ManifestGate, TrustStore
+from jetfleet.agent.config import AgentConfig
+from jetfleet.agent.http import local_client
+from jetfleet.agent.ota import states
+from jetfleet.agent.ota.components import executor_settings, make_router, make_runtime
+from jetfleet.agent.ota.download import Downloads
+from jetfleet.agent.ota.executor import Executor
+from jetfleet.agent.ota.install import ModelStore
+from jetfleet.agent.ota.observed import Observed
+from jetfleet.agent.ota.plan import PlanContext, plan
+from jetfleet.agent.ota.records import RecordStore
+from jetfleet.agent.ota.trust import CLOCK_SKEW, ManifestGate, TrustStore
 from jetfleet.errors import JetfleetError
 from jetfleet.manifest import DesiredModel, ManifestError, ManifestPayload
 from jetfleet.protocol import HardwareInfo, HeartbeatResponse, ModelStatus, RegisterResponse

@@ -21,16 +21,27 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
 
-from agent.http import local_client
-from agent.ota.observed import Route
-from agent.ota.router import RouteTable
+from jetfleet.agent.http import local_client
+from jetfleet.agent.ota.observed import Route
+from jetfleet.agent.ota.router import RouteTable
 from jetfleet.errors import TemporaryError
-from jetfleet.files import write_atomic
+from jetfleet.traefik.config import (
+    DynamicConfig,
+    ForwardingTimeouts,
+    HttpConfig,
+    LoadBalancer,
+    Middleware,
+    Retry,
+    Router,
+    Server,
+    ServersTransport,
+    Service,
+    write_dynamic,
+)
 
 log = logging.getLogger("jetfleet.agent.ota")
 CONFIRM_TIMEOUT_SECONDS = 10.0
@@ -53,34 +64,32 @@ def service_key(name: str) -> str:
     return "m-" + (safe if safe == name else f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:6]}")
 
 
-def render(routes: Mapping[str, Route], upstream_host: str, response_timeout: float) -> dict[str, Any]:
+def render(routes: Mapping[str, Route], upstream_host: str, response_timeout: float) -> DynamicConfig:
     """Traefik's dynamic configuration for ``routes`` (file provider format)."""
-    http: dict[str, Any] = {
-        "middlewares": {"jf-retry": {"retry": {"attempts": 3}}},
-        "serversTransports": {"jf-transport": {
-            "maxIdleConnsPerHost": 64,
-            "forwardingTimeouts": {"dialTimeout": "2s", "responseHeaderTimeout": f"{response_timeout:g}s",
-                                   "idleConnTimeout": "30s"}}},
-    }
-    routers: dict[str, Any] = {}
-    services: dict[str, Any] = {}
+    routers: dict[str, Router] = {}
+    services: dict[str, Service] = {}
     for name, route in sorted(routes.items()):
         key = service_key(name)
-        routers[key] = {"rule": f"Path(`/v2/models/{name}`) || PathPrefix(`/v2/models/{name}/`)", "service": key,
-                        "entryPoints": ["web"], "middlewares": ["jf-retry"]}
+        routers[key] = _router(f"Path(`/v2/models/{name}`) || PathPrefix(`/v2/models/{name}/`)", key)
         services[key] = _pool([route], upstream_host)
     if routes:  # server-level health and metadata: any model server of this node answers
-        routers["jf-server"] = {"rule": "Path(`/v2`) || PathPrefix(`/v2/health/`)", "service": "jf-server",
-                                "entryPoints": ["web"], "middlewares": ["jf-retry"]}
+        routers["jf-server"] = _router("Path(`/v2`) || PathPrefix(`/v2/health/`)", "jf-server")
         services["jf-server"] = _pool(list(routes.values()), upstream_host)
-    if routers:
-        http["routers"], http["services"] = routers, services
-    return {"http": http}
+    timeouts = ForwardingTimeouts(dial_timeout="2s", response_header_timeout=f"{response_timeout:g}s",
+                                  idle_conn_timeout="30s")
+    return DynamicConfig(http=HttpConfig(
+        routers=routers, services=services, middlewares={"jf-retry": Middleware(retry=Retry(attempts=3))},
+        servers_transports={"jf-transport": ServersTransport(max_idle_conns_per_host=64,
+                                                             forwarding_timeouts=timeouts)}))
 
 
-def _pool(routes: list[Route], upstream_host: str) -> dict[str, Any]:
-    servers = [{"url": f"http://{upstream_host}:{r.port}"} for r in sorted(routes, key=lambda r: r.port)]
-    return {"loadBalancer": {"servers": servers, "serversTransport": "jf-transport"}}
+def _router(rule: str, service: str) -> Router:
+    return Router(rule=rule, service=service, entry_points=["web"], middlewares=["jf-retry"])
+
+
+def _pool(routes: list[Route], upstream_host: str) -> Service:
+    servers = [Server(url=f"http://{upstream_host}:{r.port}") for r in sorted(routes, key=lambda r: r.port)]
+    return Service(load_balancer=LoadBalancer(servers=servers, servers_transport="jf-transport"))
 
 
 class TraefikRouter:
@@ -213,11 +222,7 @@ class TraefikRouter:
         self.table.save(routes)
 
     def _write(self, routes: Mapping[str, Route]) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        import yaml  # only agents that run the node router pay for it
-
-        body = yaml.safe_dump(render(routes, self.settings.upstream_host, self.settings.response_timeout_seconds))
-        write_atomic(self.dynamic, body)
+        write_dynamic(render(routes, self.settings.upstream_host, self.settings.response_timeout_seconds), self.dynamic)
 
     async def _confirm(self, changed: Mapping[str, Route], removed: list[str]) -> None:
         deadline = asyncio.get_running_loop().time() + CONFIRM_TIMEOUT_SECONDS

@@ -1,14 +1,14 @@
-"""Alembic environment: runs on the connection handed over by backend.db.migrate()."""
+"""Alembic environment: runs on the connection handed over by jetfleet.backend.db.migrate()."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from backend.models import Base
+from jetfleet.backend.models import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations through backend.db.migrate(engine)")
+    raise RuntimeError("run migrations through jetfleet.backend.db.migrate(engine)")
 
 context.configure(
     connection=connection,

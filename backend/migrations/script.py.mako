@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import backend.models
+import jetfleet.backend.models
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

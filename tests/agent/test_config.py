@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import config_keys, load_config
+from jetfleet.agent.config import config_keys, load_config
 from jetfleet.errors import ConfigError
 from tests.support.processes import REPO_ROOT, jetfleet_cmd, subprocess_env
 

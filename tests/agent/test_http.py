@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from agent.http import tls_for
+from jetfleet.agent.http import tls_for
 
 
 def test_https_anywhere_gets_the_shared_verifying_context() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.identity import Identity, IdentityStore, primary_mac, resolve_device_id
+from jetfleet.agent.identity import Identity, IdentityStore, primary_mac, resolve_device_id
 from jetfleet.errors import ConfigError, PermanentError
 
 ROUTE_HEADER = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n"

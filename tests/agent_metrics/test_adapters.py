@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.metrics.jtop_source import JtopSource
-from agent.metrics.model import GpuSample, RailPower
-from agent.metrics.nvml import NvmlAdapter, NvmlSource
-from agent.metrics.source import SourceUnavailable
+from jetfleet.agent.metrics.jtop_source import JtopSource
+from jetfleet.agent.metrics.model import GpuSample, RailPower
+from jetfleet.agent.metrics.nvml import NvmlAdapter, NvmlSource
+from jetfleet.agent.metrics.source import SourceUnavailable
 
 from .fakes import L4_GPU, OLD_GPU, ORIN_JTOP_SAMPLE, FakeJtopModule, FakeNvml
 

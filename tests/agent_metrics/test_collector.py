@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.metrics import MetricsCollector, MetricsSnapshot
-from agent.metrics.collector import merge_readings
-from agent.metrics.model import DiskUsage, GpuSample, RailPower, Reading
+from jetfleet.agent.metrics import MetricsCollector, MetricsSnapshot
+from jetfleet.agent.metrics.collector import merge_readings
+from jetfleet.agent.metrics.model import DiskUsage, GpuSample, RailPower, Reading
 from jetfleet.errors import ConfigError
 from tests.support.processes import wait_until
 

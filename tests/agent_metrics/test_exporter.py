@@ -10,10 +10,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.exporter import MetricsServer, build_registry, serve_metrics
-from agent.hardware import probe_hardware
-from agent.metrics import MetricsCollector
-from agent.state import HeartbeatCounters
+from jetfleet.agent.exporter import MetricsServer, build_registry, serve_metrics
+from jetfleet.agent.hardware import probe_hardware
+from jetfleet.agent.metrics import MetricsCollector
+from jetfleet.agent.state import HeartbeatCounters
 from jetfleet.errors import ConfigError
 from tests.support.processes import wait_until
 

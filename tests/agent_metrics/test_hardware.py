@@ -9,8 +9,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from agent.hardware import probe_hardware
-from agent.metrics.nvml import NvmlAdapter
+from jetfleet.agent.hardware import probe_hardware
+from jetfleet.agent.metrics.nvml import NvmlAdapter
 from jetfleet.protocol import GpuInfo
 
 from .conftest import board

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from agent.metrics.psutil_source import PsutilSource, parse_cpu_list
+from jetfleet.agent.metrics.psutil_source import PsutilSource, parse_cpu_list
 from jetfleet.errors import ConfigError
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.metrics.model import RailPower
-from agent.metrics.source import SourceUnavailable
-from agent.metrics.sysfs import SysfsSource
+from jetfleet.agent.metrics.model import RailPower
+from jetfleet.agent.metrics.source import SourceUnavailable
+from jetfleet.agent.metrics.sysfs import SysfsSource
 
 from .conftest import board
 

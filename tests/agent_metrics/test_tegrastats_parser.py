@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.metrics.tegrastats_parser import TegrastatsSample, UnparsedLine, parse_tegrastats_line
+from jetfleet.agent.metrics.tegrastats_parser import TegrastatsSample, UnparsedLine, parse_tegrastats_line
 
 from .conftest import TEGRASTATS, tegrastats_lines
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.metrics.source import SourceUnavailable
-from agent.metrics.tegrastats_source import TegrastatsSource
+from jetfleet.agent.metrics.source import SourceUnavailable
+from jetfleet.agent.metrics.tegrastats_source import TegrastatsSource
 from tests.support.processes import wait_until
 
 from .conftest import TEGRASTATS, fake_tegrastats, pid_gone

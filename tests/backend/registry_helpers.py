@@ -8,15 +8,15 @@ from typing import Any
 import httpx
 import numpy as np
 
-from backend.admin_client import AdminClient
-from backend.model_schemas import CreateVersion, VersionRecord
+from jetfleet.backend.admin_client import AdminClient
+from jetfleet.backend.model_schemas import CreateVersion, VersionRecord
 from tests.support.backend import BackendProcess
 
 HARDWARE = {"platform": "x86_64", "arch": "x86_64"}
 
 
 def dense_model(path: Path, seed: int = 0, scale: float = 1.0, features: int = 4, outputs: int = 3) -> Path:
-    from agent.modelserver.testmodels import write_dense_onnx
+    from jetfleet.bench.testmodels import write_dense_onnx
 
     return write_dense_onnx(path, features=features, outputs=outputs, seed=seed, scale=scale)
 
@@ -24,7 +24,7 @@ def dense_model(path: Path, seed: int = 0, scale: float = 1.0, features: int = 4
 def golden_pair(directory: Path, seed: int = 0, scale: float = 1.0, features: int = 4, outputs: int = 3,
                 wrong: bool = False) -> tuple[Path, Path]:
     """A golden input and the output the dense model (seed, scale) gives for it (or a wrong one)."""
-    from agent.modelserver.testmodels import dense_reference
+    from jetfleet.bench.testmodels import dense_reference
 
     x = np.linspace(-1, 1, 2 * features, dtype=np.float32).reshape(2, features)
     y = dense_reference(features, outputs, seed, scale, x).astype(np.float32)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from gateway.load import BackgroundStream, Outcome, Request
+from jetfleet.bench.load import BackgroundStream, Outcome, Request
 from tests.support.processes import REPO_ROOT, ManagedProcess, free_port, http_ok, jetfleet_cmd, wait_until
 from tests.support.system import in_ci
 
@@ -24,11 +24,11 @@ VOICE_MODEL_CACHE = REPO_ROOT / ".cache" / "voice-models"  # shared with the voi
 
 @pytest.fixture(scope="session")
 def traefik_bin() -> str:
-    from gateway.runner import find_traefik
     from jetfleet.errors import ConfigError
+    from jetfleet.traefik.binary import require_traefik
 
     try:
-        return find_traefik()
+        return str(require_traefik())
     except ConfigError as exc:
         if in_ci():
             pytest.fail(str(exc))
@@ -45,7 +45,8 @@ def voice_node_argv(name: str, port: int) -> list[str]:
 def echo_node_argv(name: str, port: int, delay_ms: float = 0.0) -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "gateway.echo_node", "--port", str(port), "--name", name, "--delay-ms", str(delay_ms)]
+    return [sys.executable, "-m", "jetfleet.bench.echo_node", "--port", str(port), "--name", name,
+            "--delay-ms", str(delay_ms)]
 
 
 class Node:

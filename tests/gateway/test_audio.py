@@ -15,7 +15,7 @@ def test_a_spoken_command_reaches_a_voice_node_through_the_gateway(traefik_bin: 
                                                                    tmp_path: Path, cleanup: list[Any]) -> None:
     require_binary("espeak-ng", ["espeak-ng"])
     require_binary("sox", ["sox"])
-    from voice.synth import synthesize
+    from jetfleet.voice.synth import synthesize
 
     clip = synthesize("sta op", "nl", tmp_path / "sta-op.wav").read_bytes()
     fleet = [{"name": n.name, "url": n.url, "roles": ["voice"]} for n in voice_nodes.values()]

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from gateway.load import closed_loop, failures, share_by_node
+from jetfleet.bench.load import closed_loop, failures, share_by_node
 from tests.gateway.conftest import Gateway, Node, command, describe, voice_request
 
 

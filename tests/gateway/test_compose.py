@@ -13,10 +13,10 @@ import httpx
 import pytest
 import yaml
 
-from gateway.fleet import GatewaySettings
-from gateway.render import Providers, render_health_only, static_flags
-from gateway.sources import REGISTRY_PATH
-from gateway.traefik_api import parse_metrics
+from jetfleet.gateway.fleet import GatewaySettings
+from jetfleet.gateway.render import Providers, render_health_only, static_flags
+from jetfleet.gateway.sources import REGISTRY_PATH
+from jetfleet.gateway.traefik_api import parse_metrics
 from tests.gateway.conftest import Node, command, gateway_settings
 from tests.support.backend import BackendProcess
 from tests.support.docker_engine import DockerEngine

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gateway.demo import DemoNode, run_gateway_demo
+from jetfleet.bench.gateway_demo import DemoNode, run_gateway_demo
 from tests.gateway.conftest import Node
 
 

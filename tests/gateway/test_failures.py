@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from gateway.load import failures, share_by_node
+from jetfleet.bench.load import failures, share_by_node
 from tests.gateway.conftest import Gateway, Node, Stream, command, describe, voice_request, wait_status
 
 RATE = 50.0  # requests per second: a busy voice fleet, modest for a 2-core CI machine

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.fleet import load_fleet, load_settings, parse_dynamic_settings
 from jetfleet.errors import ConfigError
+from jetfleet.gateway.fleet import load_fleet, load_settings, parse_dynamic_settings
 from tests.support.processes import jetfleet_cmd, subprocess_env
 
 GOOD_NODES = [{"name": "jetson-a", "url": "http://127.0.0.1:8801", "roles": ["voice"]},

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from gateway.load import Request, failures, share_by_node
-from gateway.traefik_config import validate_dynamic
+from jetfleet.bench.load import Request, failures, share_by_node
+from jetfleet.traefik.config import validate_dynamic
 from tests.agent.test_agent_integration import agent_config, start_agent
 from tests.gateway.conftest import Gateway, Node, Stream, command, describe, gateway_settings
 from tests.support.backend import BackendProcess

@@ -10,10 +10,10 @@ import httpx
 import pytest
 import yaml
 
-from gateway.fleet import Fleet, parse_fleet
-from gateway.render import Providers, render_dynamic, render_health_only, static_flags
-from gateway.traefik_config import validate_dynamic
 from jetfleet.errors import ConfigError
+from jetfleet.gateway.fleet import Fleet, parse_fleet
+from jetfleet.gateway.render import Providers, render_dynamic, render_health_only, static_flags
+from jetfleet.traefik.config import validate_dynamic
 from tests.gateway.conftest import gateway_settings
 from tests.support.processes import ManagedProcess, wait_until
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from gateway.health import summarize
+from jetfleet.gateway.health import summarize
 from tests.gateway.conftest import Gateway, Node, command, wait_status
 from tests.support.processes import jetfleet_cmd, subprocess_env, wait_until
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.durations import go_duration, parse_duration
-from gateway.fleet import GatewaySettings
-from gateway.registry import DeviceView, fleet_from_devices
+from jetfleet.gateway.durations import go_duration, parse_duration
+from jetfleet.gateway.fleet import GatewaySettings
+from jetfleet.gateway.live_fleet import DeviceView, fleet_from_devices
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("1s", 1.0), ("500ms", 0.5), ("1m30s", 90.0), ("1.5s", 1.5),

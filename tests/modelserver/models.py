@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from agent.modelserver.layout import Framework, engine_cache_dir, make_metadata, version_dir, write_metadata
-from agent.modelserver.signature import ModelSignature
-from agent.modelserver.testmodels import dense_reference, write_dense_onnx
+from jetfleet.bench.testmodels import dense_reference, write_dense_onnx
+from jetfleet.modelfiles.layout import Framework, engine_cache_dir, make_metadata, version_dir, write_metadata
+from jetfleet.modelfiles.tensors import ModelSignature
 
 FEATURES, OUTPUTS = 4, 3
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.modelserver.container import ModelContainerSpec, daemon_runtimes, run_options
-from agent.modelserver.layout import MODEL_SERVER_UID
+from jetfleet.agent.ota.runtime.model_container import ModelContainerSpec, daemon_runtimes, run_options
+from jetfleet.modelfiles.layout import MODEL_SERVER_UID
 from tests.modelserver.models import dense_expected, dense_onnx, world_readable
 from tests.support.docker_engine import DockerEngine
 from tests.support.processes import free_port, wait_until

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.modelserver.engine_cache import EngineCache, EngineKey, load_engine, obtain_engine
-from agent.modelserver.errors import EngineBuildError
-from agent.modelserver.loaders.tensorrt import profile_shapes
-from agent.modelserver.signature import TensorSpec
+from jetfleet.modelfiles.errors import EngineBuildError
+from jetfleet.modelfiles.tensors import TensorSpec
+from jetfleet.modelserver.engine_cache import EngineCache, EngineKey, load_engine, obtain_engine
+from jetfleet.modelserver.loaders.tensorrt import profile_shapes
 
 KEY = EngineKey(model_sha256="ab" * 32, tensorrt_version="10.3.0", compute_capability="8.7", precision="fp16")
 

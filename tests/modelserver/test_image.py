@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.modelserver.container import ModelContainerSpec, container_name, daemon_runtimes, run_options
 from images.build import DOCKERFILE, REPO_ROOT, debian_mirror
+from jetfleet.agent.ota.runtime.model_container import ModelContainerSpec, container_name, daemon_runtimes, run_options
 from tests.support.system import in_ci
 
 

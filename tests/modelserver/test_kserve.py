@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
-from agent.modelserver.errors import InferenceRequestError
-from agent.modelserver.kserve import check_inputs, decode_request, encode_response, select_outputs
-from agent.modelserver.signature import ModelSignature, TensorSpec
+from jetfleet.modelfiles.errors import InferenceRequestError
+from jetfleet.modelfiles.tensors import ModelSignature, TensorSpec
+from jetfleet.modelserver.kserve import check_inputs, decode_request, encode_response, select_outputs
 
 SIGNATURE = ModelSignature(
     inputs=(TensorSpec(name="pixels", datatype="FP32", shape=(-1, 4)),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.modelserver.errors import IntegrityError, ModelLoadError, UnsafeModelError
-from agent.modelserver.layout import (
+from jetfleet.modelfiles.errors import IntegrityError, ModelLoadError, UnsafeModelError
+from jetfleet.modelfiles.layout import (
     METADATA_FILENAME,
     artifact_sha256,
     detect_framework,
@@ -18,7 +18,7 @@ from agent.modelserver.layout import (
     verified_artifact,
     write_metadata,
 )
-from agent.modelserver.signature import ModelSignature, TensorSpec
+from jetfleet.modelfiles.tensors import ModelSignature, TensorSpec
 
 
 def _artifact(directory: Path, name: str, content: bytes = b"weights") -> Path:

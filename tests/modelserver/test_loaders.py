@@ -11,11 +11,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from agent.modelserver.errors import ModelLoadError, UnsafeModelError
-from agent.modelserver.host import ModelHost, ServeSettings
-from agent.modelserver.introspect import read_signature
-from agent.modelserver.loaders import LoadedModel
-from agent.modelserver.signature import ModelSignature, TensorSpec
+from jetfleet.modelfiles.errors import ModelLoadError, UnsafeModelError
+from jetfleet.modelfiles.tensors import ModelSignature, TensorSpec
+from jetfleet.modelserver.host import ModelHost, ServeSettings
+from jetfleet.modelserver.introspect import read_signature
+from jetfleet.modelserver.loaders import LoadedModel
 from tests.modelserver.models import dense_expected, dense_onnx, install
 from tests.support.system import require_module
 

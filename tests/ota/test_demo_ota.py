@@ -8,11 +8,11 @@ from pathlib import Path
 
 import psutil
 
-from tests.support.processes import REPO_ROOT, subprocess_env
+from tests.support.processes import subprocess_env
 
 
 def test_ota_demo_pushes_deploys_infers_and_swaps(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "scripts/demo_ota.py"), "--work", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "jetfleet.bench.demo_ota", "--work", str(tmp_path)],
                             capture_output=True, text=True, env=subprocess_env(), timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout

@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from backend.signing import load_key
+from jetfleet.backend.signing import load_key
 from jetfleet.manifest import ManifestPayload, sign_payload
 from tests.backend.registry_helpers import dense_model, push
 from tests.conftest import unique_id

@@ -25,7 +25,7 @@ def ota_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendPro
 
 
 def reference(seed: int, x: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
-    from agent.modelserver.testmodels import dense_reference
+    from jetfleet.bench.testmodels import dense_reference
 
     return dense_reference(FEATURES, OUTPUTS, seed, 1.0, x)  # type: ignore[no-any-return]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from agent.ota import states
-from agent.ota.observed import InstalledVersion, Instance, Observed, PartialDownload, Route
-from agent.ota.plan import PlanContext, plan
-from agent.ota.records import Failure, ModelRecord
-from agent.ota.steps import (
+from jetfleet.agent.ota import states
+from jetfleet.agent.ota.observed import InstalledVersion, Instance, Observed, PartialDownload, Route
+from jetfleet.agent.ota.plan import PlanContext, plan
+from jetfleet.agent.ota.records import Failure, ModelRecord
+from jetfleet.agent.ota.steps import (
     Commit,
     Download,
     Fail,

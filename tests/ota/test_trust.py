@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.ota.trust import ManifestGate, TrustStore
+from jetfleet.agent.ota.trust import ManifestGate, TrustStore
 from jetfleet.errors import ConfigError
 from jetfleet.manifest import DesiredModel, ManifestError, ManifestPayload, key_id, public_key_b64, sign_payload
 from jetfleet.protocol import SignedManifest

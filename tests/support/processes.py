@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from jetfleet.loopback import answers_ok
-from jetfleet.loopback import free_port as free_port  # re-exported: the tests import it from here
+from jetfleet.bench.loopback import answers_ok
+from jetfleet.bench.loopback import free_port as free_port  # re-exported: the tests import it from here
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -36,7 +36,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """``clip("sta op", "nl")`` -> a WAV spoken by espeak-ng: slow speech, 0.4 s padding (docs/voice.md)."""
     require_binary("espeak-ng", ["espeak-ng"])
     require_binary("sox", ["sox"])
-    from voice.synth import synthesize
+    from jetfleet.voice.synth import synthesize
 
     directory = tmp_path_factory.mktemp("clips")
     made: dict[tuple[str, str, int, float, str | None], Path] = {}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from voice.audio import AudioLimits, decode_audio
-from voice.errors import AudioError
+from jetfleet.voice.audio import AudioLimits, decode_audio
+from jetfleet.voice.errors import AudioError
 
 from .audio_files import silence, tone, transcode
 

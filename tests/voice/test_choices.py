@@ -9,13 +9,13 @@ from collections.abc import Callable
 import pytest
 
 from jetfleet.errors import ConfigError
-from voice.errors import ServerBusy
-from voice.gate import AdmissionGate
-from voice.grammar import Action
-from voice.robot.dds import dds_version_problem
-from voice.robot.plan import clamp, plan_action
-from voice.settings import LimitSettings, RobotSettings, SttSettings, whisper_language
-from voice.stt.select import choose_backend, choose_device, trt_engine_filename, trt_model_name
+from jetfleet.voice.errors import ServerBusy
+from jetfleet.voice.gate import AdmissionGate
+from jetfleet.voice.grammar import Action
+from jetfleet.voice.robot.dds import dds_version_problem
+from jetfleet.voice.robot.sport_calls import clamp, plan_action
+from jetfleet.voice.settings import LimitSettings, RobotSettings, SttSettings, whisper_language
+from jetfleet.voice.stt.select import choose_backend, choose_device, trt_engine_filename, trt_model_name
 
 ALL = {"has_whisper_trt": True, "has_trt_engine": True, "has_faster_whisper": True}
 

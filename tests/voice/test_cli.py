@@ -11,9 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from jetfleet.voice.client import JetsonVoiceClient
+from jetfleet.voice.errors import VoiceRequestError, VoiceServerUnavailable
 from tests.support.processes import free_port, jetfleet_cmd, subprocess_env
-from voice.client import JetsonVoiceClient
-from voice.errors import VoiceRequestError, VoiceServerUnavailable
 
 from .conftest import MODEL_CACHE, VoiceServer, serve_cmd
 

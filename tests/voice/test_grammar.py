@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voice.grammar import (
+from jetfleet.voice.grammar import (
     PHRASES,
     Action,
     Match,

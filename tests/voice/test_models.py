@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from voice.errors import ModelUnavailable
-from voice.models import WHISPER_BASE, ensure_packaged, locate_model, model_directory, problems_in
+from jetfleet.voice.errors import ModelUnavailable
+from jetfleet.voice.models import WHISPER_BASE, ensure_packaged, locate_model, model_directory, problems_in
 
 from .conftest import MODEL_CACHE
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from voice.grammar import PHRASES, Action
+from jetfleet.voice.grammar import PHRASES, Action
 
 from .audio_files import silence, tone
 from .conftest import VoiceServer

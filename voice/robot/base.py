@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from voice.grammar import Action
+from jetfleet.voice.grammar import Action
 
 
 @dataclass(frozen=True)

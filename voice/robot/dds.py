@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import psutil
 
 from jetfleet.errors import ConfigError
-from voice.errors import RobotSdkMissing
-from voice.settings import RobotSettings
+from jetfleet.voice.errors import RobotSdkMissing
+from jetfleet.voice.settings import RobotSettings
 
 _LOG = logging.getLogger(__name__)
 

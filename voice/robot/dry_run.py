@@ -6,10 +6,10 @@ import threading
 from collections import deque
 from concurrent.futures import Future
 
-from voice.grammar import Action
-from voice.robot.base import RobotDriver, RobotResult
-from voice.robot.plan import Posture, plan_action
-from voice.settings import RobotSettings
+from jetfleet.voice.grammar import Action
+from jetfleet.voice.robot.base import RobotDriver, RobotResult
+from jetfleet.voice.robot.sport_calls import Posture, plan_action
+from jetfleet.voice.settings import RobotSettings
 
 
 class DryRunDriver(RobotDriver):

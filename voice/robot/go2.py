@@ -20,12 +20,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from voice.grammar import STOP_FAMILY, Action
-from voice.robot import codes
-from voice.robot.base import RobotDriver, RobotResult
-from voice.robot.dds import import_sdk, start_dds
-from voice.robot.plan import Motion, Posture, SdkCall, plan_action
-from voice.settings import RobotSettings
+from jetfleet.voice.grammar import STOP_FAMILY, Action
+from jetfleet.voice.robot import codes
+from jetfleet.voice.robot.base import RobotDriver, RobotResult
+from jetfleet.voice.robot.dds import import_sdk, start_dds
+from jetfleet.voice.robot.sport_calls import Motion, Posture, SdkCall, plan_action
+from jetfleet.voice.settings import RobotSettings
 
 _LOG = logging.getLogger(__name__)
 

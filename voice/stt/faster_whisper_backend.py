@@ -10,8 +10,8 @@ from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 
-from voice.errors import ModelUnavailable
-from voice.stt.base import AudioArray, DecodeOptions, Segment, Transcriber, Transcript
+from jetfleet.voice.errors import ModelUnavailable
+from jetfleet.voice.stt.base import AudioArray, DecodeOptions, Segment, Transcriber, Transcript
 
 
 def _written_forms(phrase: str) -> list[str]:

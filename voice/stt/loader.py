@@ -7,10 +7,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from voice.models import ModelLocation, locate_model
-from voice.settings import SttSettings
-from voice.stt.base import Transcriber
-from voice.stt.select import Backend, choose_backend, choose_device, trt_engine_filename, trt_model_name
+from jetfleet.voice.models import ModelLocation, locate_model
+from jetfleet.voice.settings import SttSettings
+from jetfleet.voice.stt.base import Transcriber
+from jetfleet.voice.stt.select import Backend, choose_backend, choose_device, trt_engine_filename, trt_model_name
 
 WHISPER_TRT_CACHE = Path.home() / ".cache" / "whisper_trt"  # whisper_trt's own default
 
@@ -64,10 +64,10 @@ def plan_stt(stt: SttSettings) -> SttPlan:
 def load_transcriber(plan: SttPlan) -> Transcriber:
     """Load the model (seconds; blocking): call once at start, off the event loop, and share the result."""
     if plan.backend == "whisper-trt":
-        from voice.stt.whisper_trt_backend import WhisperTrtTranscriber
+        from jetfleet.voice.stt.whisper_trt_backend import WhisperTrtTranscriber
 
         return WhisperTrtTranscriber(plan.model_name, plan.model_path)
-    from voice.stt.faster_whisper_backend import FasterWhisperTranscriber
+    from jetfleet.voice.stt.faster_whisper_backend import FasterWhisperTranscriber
 
     return FasterWhisperTranscriber(plan.model_path, model_name=plan.model_name, device=plan.device,
                                     compute_type=plan.compute_type, cpu_threads=plan.cpu_threads,

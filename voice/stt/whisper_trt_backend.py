@@ -11,8 +11,8 @@ from pathlib import Path
 
 from whisper_trt import load_trt_model
 
-from voice.errors import AudioError, ModelUnavailable
-from voice.stt.base import SAMPLE_RATE, AudioArray, DecodeOptions, Segment, Transcriber, Transcript
+from jetfleet.voice.errors import AudioError, ModelUnavailable
+from jetfleet.voice.stt.base import SAMPLE_RATE, AudioArray, DecodeOptions, Segment, Transcriber, Transcript
 
 
 class WhisperTrtTranscriber(Transcriber):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from agent.ota.observed import Instance
+from jetfleet.agent.ota.observed import Instance
 from jetfleet.errors import TemporaryError
 
 

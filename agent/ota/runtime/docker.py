@@ -1,6 +1,6 @@
 """The ``docker`` executor: one container per model version through the Docker Engine API.
 
-Container ``jetfleet-model-NAME-VERSION`` is run as ``agent.modelserver.container.run_options`` says
+Container ``jetfleet-model-NAME-VERSION`` is run as ``jetfleet.agent.ota.runtime.model_container.run_options`` says
 (the model-server image, the version directory read-only at /model and its engines/ read-write, host
 networking on its own port, the NVIDIA runtime when the daemon has one) plus the agent's policy:
 restart ``unless-stopped`` and labels for the port, a config hash (drift: a container whose hash
@@ -19,7 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agent.modelserver.container import (
+from jetfleet.agent.ota.observed import Instance
+from jetfleet.agent.ota.runtime.base import LaunchSpec
+from jetfleet.agent.ota.runtime.model_container import (
     LABEL_MODEL,
     LABEL_VERSION,
     ModelContainerSpec,
@@ -27,10 +29,8 @@ from agent.modelserver.container import (
     daemon_runtimes,
     run_options,
 )
-from agent.modelserver.layout import CONTAINER_MODEL_DIR
-from agent.ota.observed import Instance
-from agent.ota.runtime.base import LaunchSpec
 from jetfleet.errors import PermanentError, TemporaryError
+from jetfleet.modelfiles.layout import CONTAINER_MODEL_DIR
 
 log = logging.getLogger("jetfleet.agent.ota")
 T = TypeVar("T")
@@ -116,7 +116,7 @@ class DockerRuntime:
         return Instance(spec.name, spec.version, spec.port, True, container.id)
 
     def _options(self, spec: LaunchSpec) -> dict[str, Any]:
-        """The model server's own run options (agent.modelserver.container) plus the agent's policy."""
+        """The model server's own run options (jetfleet.agent.ota.runtime.model_container) plus the agent's policy."""
         options = run_options(self._container_spec(spec), self._runtimes)
         options["restart_policy"] = {"Name": "unless-stopped"}
         return options

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import psutil
 
-from agent.ota.observed import Instance
-from agent.ota.runtime.base import LaunchSpec, model_server_args
+from jetfleet.agent.ota.observed import Instance
+from jetfleet.agent.ota.runtime.base import LaunchSpec, model_server_args
 
 log = logging.getLogger("jetfleet.agent.ota")
 STOP_TIMEOUT_SECONDS = 10.0

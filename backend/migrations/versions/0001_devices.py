@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import backend.models
+import jetfleet.backend.models
 
 revision = "0001"
 down_revision = None
@@ -29,9 +29,9 @@ def upgrade() -> None:
         sa.Column("agent_version", sa.String(length=64), nullable=True),
         sa.Column("token_hash", sa.String(length=64), nullable=True),
         sa.Column("heartbeat_interval", sa.Float(), nullable=False),
-        sa.Column("registered_at", backend.models.UTCDateTime(), nullable=False),
-        sa.Column("last_heartbeat_at", backend.models.UTCDateTime(), nullable=True),
-        sa.Column("offline_after", backend.models.UTCDateTime(), nullable=True),
+        sa.Column("registered_at", jetfleet.backend.models.UTCDateTime(), nullable=False),
+        sa.Column("last_heartbeat_at", jetfleet.backend.models.UTCDateTime(), nullable=True),
+        sa.Column("offline_after", jetfleet.backend.models.UTCDateTime(), nullable=True),
         sa.Column("last_metrics", sa.JSON(), nullable=True),
         sa.Column("models", sa.JSON(), nullable=False),
         sa.Column("services", sa.JSON(), nullable=False),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import backend.models
+import jetfleet.backend.models
 
 revision = "0002"
 down_revision = "0001"
@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("filename", sa.String(length=128), nullable=False),
         sa.Column("signature", sa.JSON(), nullable=True),
         sa.Column("golden", sa.JSON(), nullable=True),
-        sa.Column("created_at", backend.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", jetfleet.backend.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
     )
@@ -43,7 +43,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("tag", sa.String(length=64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("updated_at", backend.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", jetfleet.backend.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", "tag"),
     )
     op.create_table(
@@ -52,7 +52,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("tag", sa.String(length=64), nullable=False),
         sa.Column("generation", sa.Integer(), nullable=False),
-        sa.Column("updated_at", backend.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", jetfleet.backend.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["device_id"], ["devices.device_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("device_id", "name"),
     )

@@ -1,0 +1,1 @@
+"""Measuring and demonstrating: benchmarks, load generators, echo nodes, test models, the demo."""
