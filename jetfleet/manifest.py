@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jetfleet.errors import AuthError
+from jetfleet.jobs import DesiredJob
 from jetfleet.modelfiles.layout import FRAMEWORKS as FRAMEWORKS  # re-exported: manifests name these
 from jetfleet.modelfiles.layout import NAME_PATTERN as MODEL_NAME_PATTERN
 from jetfleet.modelfiles.layout import Framework as Framework
@@ -91,6 +92,7 @@ class ManifestPayload(_Frozen):
     issued_at: datetime
     expires_at: datetime
     models: tuple[DesiredModel, ...] = ()
+    jobs: tuple[DesiredJob, ...] = ()
     next_keys: tuple[str, ...] = ()
 
     def desired_digest(self) -> str:

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jetfleet.jobs import OutboxStatus
+
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, description="Stable device id (MAC-derived)")]
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -136,6 +138,7 @@ class Heartbeat(WireModel):
     agent_version: str | None = None
     manifest_keys: list[str] = Field(default_factory=list,
                                      description="ids of the manifest signing keys this device trusts")
+    outbox: OutboxStatus | None = None
 
 
 class OtaItem(WireModel):
