@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +18,34 @@ from jetfleet.errors import PermanentError
 
 
 class Node:
-    """A node that can be killed and restarted on the same port."""
+    """A node process on a fixed loopback port that can be killed and restarted on the same port."""
 
-    def __init__(self, workdir: Path, name: str, argv_for_port: Any, cpu: int | None = None) -> None:
+    def __init__(self, workdir: Path, name: str, argv_for_port: Callable[[int], list[str]], cpu: int | None = None,
+                 *, env: Mapping[str, str] | None = None, start_timeout: float = 120.0) -> None:
         self.workdir, self.name, self._argv_for_port, self.cpu = workdir, name, argv_for_port, cpu
+        self.env, self.start_timeout = env, start_timeout
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: ManagedProcess | None = None
+        self.process: ManagedProcess | None = None
         self._starts = 0
 
     def start(self) -> None:
         self._starts += 1
-        self.proc = ManagedProcess(self._argv_for_port(self.port), self.workdir / f"{self.name}-{self._starts}.log",
-                                   cpu=self.cpu)
-        self.proc.wait_http(self.url + "/health", timeout=120.0)
+        self.process = ManagedProcess(self._argv_for_port(self.port),
+                                      self.workdir / f"{self.name}-{self._starts}.log", env=self.env, cpu=self.cpu)
+        self.process.wait_http(self.url + "/health", timeout=self.start_timeout)
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.kill9()
-        self.proc.stop()
-        self.proc = None
+        assert self.process is not None
+        self.process.kill9()
+        self.process.stop()
+        self.process = None
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-            self.proc = None
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
 
 
 class Gateway:
