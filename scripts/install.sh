@@ -81,7 +81,17 @@ if [ ! -x "$APP_DIR/venv/bin/python" ]; then
 fi
 "$APP_DIR/venv/bin/python" -m pip install -q --upgrade pip
 SPEC="$SOURCE"
-[ -n "$EXTRAS" ] && SPEC="$SOURCE[$EXTRAS]"
+if [ -d "$SOURCE/jetfleet" ] && [ -f "$SOURCE/pyproject.toml" ]; then
+  # A checkout: build from a clean copy (jetfleet/<role> links resolved). An in-tree build would leave
+  # build/ behind in the checkout and could pack stale modules from it.
+  BUILD_SRC="$(mktemp -d "${TMPDIR:-/tmp}/jetfleet-src.XXXXXX")"
+  trap 'rm -rf "$BUILD_SRC"' EXIT
+  cp "$SOURCE/pyproject.toml" "$SOURCE/README.md" "$BUILD_SRC/"
+  cp -RL "$SOURCE/jetfleet" "$BUILD_SRC/jetfleet"
+  find "$BUILD_SRC" -name __pycache__ -prune -exec rm -rf {} +
+  SPEC="$BUILD_SRC"
+fi
+[ -n "$EXTRAS" ] && SPEC="$SPEC[$EXTRAS]"
 "$APP_DIR/venv/bin/python" -m pip install -q "$SPEC"
 install -m 0644 "$ROOT/README.md" "$APP_DIR/README.md"
 
