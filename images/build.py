@@ -58,8 +58,8 @@ PRESETS = {
     "l4t": BasePreset(L4T_BASE, "3.10", _manylinux("aarch64", 35), "modelserver"),
 }
 # Targets whose extras differ from the preset's (model-server uses the preset's).
-TARGET_EXTRAS: dict[str, str] = {"voice": "voice", "control-plane": "backend,postgres"}
-TARGETS = ("model-server", "voice", "control-plane")
+TARGET_EXTRAS: dict[str, str] = {"voice": "voice", "control-plane": "backend,postgres", "gateway": "gateway"}
+TARGETS = ("model-server", "voice", "control-plane", "gateway")
 Log = Callable[[str], None]
 
 
