@@ -35,6 +35,11 @@ def test_compose_gateway_flags_match_the_renderer() -> None:
                                                          http_endpoint="URL" + REGISTRY_PATH, http_token="T"))
     assert command == expected
     assert [_defaults(v, {}) for v in gateway["volumes"]] == ["./gateway/health.yml:/etc/traefik/health.yml:ro"]
+    from images.build import TARGETS
+
+    # an image the project builds: python -m images.build gateway --tag jetfleet/gateway:latest
+    assert _defaults(compose["services"]["gateway-health"]["image"], {}) == "jetfleet/gateway:latest"
+    assert "gateway" in TARGETS
     health = [_defaults(arg, {}) for arg in compose["services"]["gateway-health"]["command"]]
     assert health == ["gateway", "health", "--port", "8890", "--traefik-api", "http://127.0.0.1:8080"]
 

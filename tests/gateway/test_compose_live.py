@@ -1,13 +1,14 @@
 """compose/gateway.yaml as written, under the real Compose v2 and Engine, fed by the live registry: two voice
 servers registered through real agents, the backup marked in its agent's config (no fleet file). Transcriptions
-(idempotent, ``retry_in_flight=audio``) stream through the gateway while the primary is killed and restarted:
-none fails, and traffic returns to the primary."""
+(idempotent, ``retry_in_flight=audio``) go through the gateway one after another while the primary is killed and
+restarted: none fails, and traffic returns to the primary."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +18,9 @@ import httpx
 import pytest
 import yaml
 
-from jetfleet.bench.load import Request, failures
 from jetfleet.gateway.render import render_health_only
 from tests.agent.test_agent_integration import agent_config, start_agent
-from tests.gateway.conftest import Node, Stream, command, describe, gateway_settings
+from tests.gateway.conftest import Node, command, gateway_settings
 from tests.support.backend import BackendProcess, backend_server
 from tests.support.docker_engine import DockerEngine, _log
 from tests.support.processes import subprocess_env, wait_until
@@ -66,6 +66,39 @@ class ComposeGateway:
         return "\n".join(line for line in self.run("logs").stdout.splitlines() if "ClientAddr" not in line)[-4000:]
 
 
+class Transcriptions:
+    """Transcriptions (idempotent) sent one after another through the gateway until stopped (bounded)."""
+
+    def __init__(self, gateway: str, clip: bytes, max_requests: int = 40, max_seconds: float = 600) -> None:
+        self.gateway, self.clip = gateway, clip
+        self.max_requests, self.max_seconds = max_requests, max_seconds
+        self.outcomes: list[tuple[int | None, str]] = []  # (status or None, text or error)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        with httpx.Client(timeout=180) as client:
+            while not self._stop.is_set() and len(self.outcomes) < self.max_requests and time.monotonic() < deadline:
+                try:
+                    reply = client.post(self.gateway + "/v1/audio/transcriptions", data={"language": "nl"},
+                                        files={"file": ("sta-op.wav", self.clip, "audio/wav")})
+                    text = reply.json().get("text", "") if reply.status_code == 200 else reply.text[:200]
+                    self.outcomes.append((reply.status_code, text))
+                except httpx.HTTPError as exc:
+                    self.outcomes.append((None, repr(exc)))
+
+    def __enter__(self) -> Transcriptions:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        alive = self._thread.is_alive()
+        self._stop.set()
+        self._thread.join(200)
+        assert alive, "the transcription client stopped early (count or time bound): the test measured nothing"
+
+
 def served_by(gateway: str, count: int) -> dict[str, int]:
     nodes: dict[str, int] = {}
     with httpx.Client(timeout=30) as client:
@@ -94,7 +127,9 @@ def test_live_registry_failover_to_the_agent_marked_backup_loses_no_transcriptio
     health_file.write_text(yaml.safe_dump(render_health_only(f"http://127.0.0.1:{settings['health_port']}").dump()))
     env = subprocess_env(**docker_engine.env(), JETFLEET_BACKEND_URL=live_backend.url,
                          JETFLEET_TOKEN=live_backend.admin_token, JETFLEET_GATEWAY_IMAGE=gateway_image,
-                         JETFLEET_GATEWAY_SETTINGS="?retry_in_flight=audio",
+                         # transcriptions are idempotent: one in flight on the killed node is sent again, to the
+                         # backup; a loaded 2-core machine needs a longer response timeout than the default 30 s
+                         JETFLEET_GATEWAY_SETTINGS="?retry_in_flight=audio&response_timeout=120s",
                          JETFLEET_GATEWAY_PORT=str(settings["port"]),
                          JETFLEET_GATEWAY_API_PORT=str(settings["api_port"]),
                          JETFLEET_GATEWAY_METRICS_PORT=str(settings["metrics_port"]),
@@ -116,17 +151,17 @@ def test_live_registry_failover_to_the_agent_marked_backup_loses_no_transcriptio
         assert served_by(gateway.url, 10) == {"jetson-a": 10}  # the backup idles while the primary is up
 
         clip = synthesize("sta op", "nl", tmp_path / "sta-op.wav").read_bytes()
-        transcribe = Request("POST", gateway.url + "/v1/audio/transcriptions",
-                             files=lambda _i: {"file": ("sta-op.wav", clip, "audio/wav")})
-        stream = Stream(transcribe, rate=0.5, count=20, timeout=60)
-        stream.sleep_until(4.0)
-        primary.kill9()
-        killed_at = stream.now()
-        primary.start()  # returns once it answers /health again (it loads Whisper first)
-        outcomes = stream.join(180)
-        assert len(outcomes) == 20
-        assert not failures(outcomes), describe(outcomes)
-        assert [o for o in outcomes if o.sent_at > killed_at], "no transcription was sent after the kill"
+        with Transcriptions(gateway.url, clip) as stream:
+            wait_until(lambda: len(stream.outcomes) >= 2, 240, interval=0.2, what="two transcriptions before the kill")
+            primary.kill9()
+            sent_at_kill = len(stream.outcomes) + 1
+            primary.start()  # returns once it answers /health again (it loads Whisper first)
+            wait_until(lambda: gateway.server_status("voice-primary@http").get(primary.url) == "UP", 90,
+                       interval=0.5, what="the primary back in the gateway")
+            wait_until(lambda: len(stream.outcomes) >= sent_at_kill + 2, 300, interval=0.2,
+                       what="transcriptions after the primary returned")
+        assert stream.outcomes and all(status == 200 for status, _ in stream.outcomes), stream.outcomes
+        assert all("op" in text.lower() for _, text in stream.outcomes), stream.outcomes
 
         back = wait_until(lambda: served_by(gateway.url, 5) == {"jetson-a": 5}, 60, interval=0.5,
                           what="traffic back on the primary")
