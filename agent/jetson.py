@@ -24,7 +24,7 @@ DEVICE_TREE_DIRS = ("proc/device-tree", "sys/firmware/devicetree/base")
 @cache
 def jetson_data() -> dict[str, Any]:
     """The shipped tables (L4T -> JetPack, part number -> module, SoC -> GPU), see ``jetson_data.json``."""
-    text = resources.files("agent").joinpath("jetson_data.json").read_text(encoding="utf-8")
+    text = resources.files("jetfleet.agent").joinpath("jetson_data.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 

@@ -4,6 +4,10 @@ A device joins a pool only with what it reports: a voice (or vision) service who
 passed, and each model it reports serving (``serving_version`` set) at its endpoint. One device's bad
 report (an unusable URL, a model name Traefik cannot route, an address another device already has) is
 skipped, with the reason returned for the caller to log; it never breaks the config of the other devices.
+
+A service may report ``weight`` and ``backup`` (the agent config's ``services`` entry): they place that role
+like a fleet file's node keys. A device whose roles differ in placement becomes one node per placement
+(the default one keeps the device id as its name, the others are named ``<device id>.<role>``).
 """
 
 from __future__ import annotations
@@ -45,8 +49,7 @@ def fleet_from_devices(devices: Iterable[DeviceView], settings: GatewaySettings)
                 skipped.append(f"device {device.device_id}: not routing {role}: another device already reports {url}")
             else:
                 role_urls[role] = url
-        node = _node(device.device_id, role_urls, skipped)
-        if node is not None:
+        for node in _nodes(device.device_id, role_urls, placements(device), skipped):
             nodes.append(node)
             taken.update((role, node.url_for(role)) for role in node.roles)
     return RegistryFleet(Fleet(gateway=settings, nodes=tuple(nodes)), tuple(skipped))
@@ -64,6 +67,20 @@ def served_roles(device: DeviceView, skipped: list[str]) -> dict[str, str]:
     return roles
 
 
+Placement = tuple[int, bool]  # (weight, backup)
+DEFAULT_PLACEMENT: Placement = (1, False)
+
+
+def placements(device: DeviceView) -> dict[str, Placement]:
+    """``{role: (weight, backup)}`` for the services that report either (models keep the default)."""
+    placed: dict[str, Placement] = {}
+    for service in device.services:
+        weight, backup = service.get("weight"), service.get("backup")
+        if weight is not None or backup is not None:
+            placed.setdefault(str(service.get("role")), (int(weight or 1), bool(backup)))
+    return placed
+
+
 def _add(roles: dict[str, str], device_id: str, role: str, url: object, skipped: list[str]) -> None:
     try:
         roles.setdefault(role, check_url(str(url)))
@@ -77,7 +94,8 @@ def endpoint_origin(endpoint: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else endpoint
 
 
-def _node(device_id: str, role_urls: dict[str, str], skipped: list[str]) -> Node | None:
+def _nodes(device_id: str, role_urls: dict[str, str], placed: dict[str, Placement],
+           skipped: list[str]) -> list[Node]:
     good = {}
     for role, url in role_urls.items():
         try:  # validate role by role, so one unroutable model name costs only that model
@@ -86,7 +104,16 @@ def _node(device_id: str, role_urls: dict[str, str], skipped: list[str]) -> Node
             skipped.append(f"device {device_id}: not routing {role}: {exc.errors()[0]['msg']}")
             continue
         good[role] = url
-    if not good:
-        return None
-    first = next(iter(good.values()))
-    return Node(name=device_id, url=first, roles=tuple(good), urls={r: u for r, u in good.items() if u != first})
+    groups: dict[Placement, dict[str, str]] = {}
+    for role, url in good.items():
+        groups.setdefault(placed.get(role, DEFAULT_PLACEMENT), {})[role] = url
+    nodes = []
+    for index, ((weight, backup), urls) in enumerate(sorted(groups.items(), key=lambda g: g[0] != DEFAULT_PLACEMENT)):
+        name = device_id if index == 0 else f"{device_id}.{next(iter(urls))}"
+        first = next(iter(urls.values()))
+        try:
+            nodes.append(Node(name=name, url=first, roles=tuple(urls), weight=weight, backup=backup,
+                              urls={r: u for r, u in urls.items() if u != first}))
+        except ValidationError as exc:
+            skipped.append(f"device {device_id}: not routing {', '.join(urls)}: {exc.errors()[0]['msg']}")
+    return nodes

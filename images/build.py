@@ -58,8 +58,8 @@ PRESETS = {
     "l4t": BasePreset(L4T_BASE, "3.10", _manylinux("aarch64", 35), "modelserver"),
 }
 # Targets whose extras differ from the preset's (model-server uses the preset's).
-TARGET_EXTRAS: dict[str, str] = {"voice": "voice", "control-plane": "backend,postgres"}
-TARGETS = ("model-server", "voice", "control-plane")
+TARGET_EXTRAS: dict[str, str] = {"voice": "voice", "control-plane": "backend,postgres", "gateway": ""}
+TARGETS = ("model-server", "voice", "control-plane", "gateway")
 Log = Callable[[str], None]
 
 
@@ -80,7 +80,8 @@ def prepare_wheels(target: str, base: str, log: Log = print) -> Path:
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stamp.write_text(f"{base}\n")
-    (directory / "requirements.txt").write_text(f"jetfleet[{extras}]\n")
+    requirement = f"jetfleet[{extras}]" if extras else "jetfleet"
+    (directory / "requirements.txt").write_text(f"{requirement}\n")
     for old in directory.glob("jetfleet-*.whl"):
         old.unlink()
     pip = [sys.executable, "-m", "pip"]
@@ -88,10 +89,10 @@ def prepare_wheels(target: str, base: str, log: Log = print) -> Path:
     _build_jetfleet_wheel(directory)
     (jetfleet_wheel,) = directory.glob("jetfleet-*.whl")
     platform_args = [arg for tag in preset.wheel_platforms for arg in ("--platform", tag)]
-    log(f"downloading wheels for jetfleet[{extras}] (Python {preset.python_version})")
+    log(f"downloading wheels for {requirement} (Python {preset.python_version})")
     _run([*pip, "download", "--quiet", "--dest", str(directory), "--find-links", str(directory),
           "--only-binary=:all:", "--implementation", "cp", "--python-version", preset.python_version,
-          *platform_args, f"{jetfleet_wheel}[{extras}]"])
+          *platform_args, f"{jetfleet_wheel}[{extras}]" if extras else str(jetfleet_wheel)])
     return directory
 
 

@@ -62,6 +62,10 @@ class ServiceEndpoint(WireModel):
     role: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=256)]
     healthy: bool | None = None
+    # How the gateway's live registry balances this service (a fleet file's node `weight` and `backup`):
+    # its share of the role's traffic, and whether it only takes traffic while every primary is down.
+    weight: Annotated[int, Field(ge=1, le=1000)] | None = None
+    backup: bool | None = None
 
 
 class ModelStatus(WireModel):

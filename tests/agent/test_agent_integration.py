@@ -101,12 +101,13 @@ def test_restart_keeps_the_mac_derived_id_and_token(sqlite_backend: BackendProce
 def test_agent_rides_out_a_control_plane_outage_without_restarting(sqlite_backend: BackendProcess,
                                                                    tmp_path: Path) -> None:
     config = agent_config(tmp_path, sqlite_backend, "jetson-a")
+    port = json.loads(config.read_text())["metrics_port"]
     agent = start_agent(config)
     log = config.parent / "agent.log"
     try:
         wait_until(lambda: device_online(sqlite_backend, "jetson-a"), 30, what="online")
         sqlite_backend.kill()
-        time.sleep(4)  # several failed heartbeats
+        wait_until(lambda: heartbeat_failures(port) >= 3, 30, interval=0.2, what="several failed heartbeats")
         assert agent.alive()
         sqlite_backend.start()
         restarted_at = time.time()
@@ -121,12 +122,21 @@ def test_agent_rides_out_a_control_plane_outage_without_restarting(sqlite_backen
             return datetime.fromisoformat(last).timestamp() > restarted_at
 
         wait_until(beat_after_restart, 30, what="a heartbeat after the restart")
+        # The control plane records the heartbeat before the agent reads the answer and logs the reconnect.
+        wait_until(lambda: log.read_text().count("connected to control plane") >= 2, 30, interval=0.1,
+                   what="the agent logging the reconnect")
         assert agent.alive()
         text = log.read_text()
         assert text.count("unreachable") == 1, text  # logged once per state change, not per attempt
-        assert text.count("connected to control plane") == 2
+        assert text.count("connected to control plane") == 2, text
     finally:
         agent.stop()
+
+
+def heartbeat_failures(port: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    samples = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    return samples.get("jetfleet_heartbeat_failures_total", 0.0)
 
 
 def test_exporter_serves_metrics_scraped_over_http(sqlite_backend: BackendProcess, tmp_path: Path) -> None:

@@ -48,6 +48,12 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     assert config.services[0].role == "voice"
 
 
+def test_a_service_can_be_marked_backup_with_a_weight(tmp_path: Path) -> None:
+    service = {"role": "voice", "url": "http://10.0.0.22:8888", "backup": True, "weight": 3}
+    config = load_config(write(tmp_path, {"backend_url": "http://a:1", "services": [service]}), {})
+    assert (config.services[0].backup, config.services[0].weight) == (True, 3)
+
+
 @pytest.mark.parametrize(("content", "env", "key", "message"), [
     ("{not json", {}, None, "not valid JSON"),
     ("[1, 2]", {}, None, "top level must be a JSON object"),
@@ -60,6 +66,10 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ({"backend_url": "http://a:1", "log_level": "LOUD"}, {}, "log_level", "DEBUG"),
     ({"backend_url": "http://a:1", "device_id": "bad id"}, {}, "device_id", "pattern"),
     ({"backend_url": "http://a:1"}, {"JETFLEET_METRICS_PORT": "abc"}, "metrics_port", "JETFLEET_METRICS_PORT"),
+    ({"backend_url": "http://a:1", "services": [{"role": "voice", "url": "http://a:2", "weight": 0}]}, {},
+     "services.0.weight", "greater than or equal to 1"),
+    ({"backend_url": "http://a:1", "services": [{"role": "voice", "url": "http://a:2", "backup": "maybe"}]}, {},
+     "services.0.backup", "valid boolean"),
 ])
 def test_bad_config_names_key_and_file(tmp_path: Path, content: object, env: dict[str, str], key: str | None,
                                        message: str) -> None:

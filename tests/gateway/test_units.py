@@ -42,3 +42,30 @@ def test_registry_skips_bad_reports_without_breaking_the_rest() -> None:
     assert "device jetson-b: not routing voice: must be an http:// or https:// URL" in reasons
     assert "device jetson-a: not routing bad name!: String should match pattern" in reasons
     assert "device jetson-c: not routing voice: another device already reports http://10.0.0.1:8888" in reasons
+
+
+def test_registry_places_services_by_their_reported_weight_and_backup() -> None:
+    devices = [
+        DeviceView("jetson-a", services=[{"role": "voice", "url": "http://10.0.0.1:8888", "healthy": True,
+                                          "weight": 3}]),
+        DeviceView("jetson-b", services=[{"role": "voice", "url": "http://10.0.0.2:8888", "healthy": True,
+                                          "backup": True}],
+                   models=[{"name": "yolov8n", "serving_version": 2, "endpoint": "http://10.0.0.2:8100"}]),
+    ]
+    live = fleet_from_devices(devices, GatewaySettings())
+    assert live.skipped == ()
+    assert [(n.name, n.roles, n.url, n.weight, n.backup) for n in live.fleet.nodes] == [
+        ("jetson-a", ("voice",), "http://10.0.0.1:8888", 3, False),
+        # the model keeps the default placement; the backup voice service becomes its own node
+        ("jetson-b", ("yolov8n",), "http://10.0.0.2:8100", 1, False),
+        ("jetson-b.voice", ("voice",), "http://10.0.0.2:8888", 1, True)]
+
+
+def test_service_placement_is_validated_on_the_wire() -> None:
+    from pydantic import ValidationError
+
+    from jetfleet.protocol import ServiceEndpoint
+
+    assert ServiceEndpoint(role="voice", url="http://10.0.0.1:8888", backup=True, weight=2).weight == 2
+    with pytest.raises(ValidationError, match="weight"):
+        ServiceEndpoint(role="voice", url="http://10.0.0.1:8888", weight=0)
