@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -87,6 +88,7 @@ RUN: dict[str, str] = {
     "jetfleet gateway monitor --fleet fleet.yml [--once] [--json] [--interval 5]": "test_gateway_from_a_fleet_file",
     "jetfleet gateway health --port 8890 --traefik-api http://127.0.0.1:8080": "test_gateway_from_a_fleet_file",
     "python -m images.build local-base": "test_local_base_image",
+    "curl -s http://127.0.0.1:8888/health": "test_voice_quick_start",
 }
 
 _COVERED = "run, with the same helper and options, by"
@@ -120,6 +122,18 @@ LISTED: dict[str, str] = {
     "python -m images.build model-server --base local":
         f"a 3-5 min image build on vfs; {_COVERED} tests/modelserver/test_container.py",
     "python -m images.build voice --base local": f"a 3-5 min image build on vfs; {_COVERED} tests/voice/test_image.py",
+    "python -m images.build voice-go2 --base l4t": _JETSON,
+    "cat /etc/nv_tegra_release": "a Jetson's L4T release file",
+    "docker info --format '{{json .Runtimes}}'": "JetPack's nvidia runtime (a Jetson's Docker)",
+    "sudo nvidia-ctk runtime configure --runtime=docker --set-as-default && sudo systemctl restart docker":
+        "a Jetson's Docker under systemd",
+    "docker pull ghcr.io/OWNER/REPO/voice-go2:r36.4.0": "no container registry can be reached here; CI pushes "
+                                                         "the image on release tags",
+    "docker tag ghcr.io/OWNER/REPO/voice-go2:r36.4.0 jetfleet/voice-go2:l4t": "needs the pulled image (above)",
+    "sudo ip addr add 192.168.123.18/24 dev eth0": "the NIC wired to a Go2 (only loopback here)",
+    "ping -c 3 192.168.123.161": "a Go2's motion computer",
+    "docker compose -f compose/node.yaml up -d": "the `docker compose` plugin is not installed here; compose/node.yaml "
+                                                 "runs under real Compose in its own test (issue 10 item 2)",
     "docker run --network host jetfleet/voice:local --robot none --node-name node-1":
         f"needs the voice image (see above); {_COVERED} tests/voice/test_image.py",
 }
@@ -248,6 +262,12 @@ def _endpoint(status: dict, device: str) -> str:  # type: ignore[type-arg]
     return str(next(entry["endpoint"] for entry in status["devices"] if entry["device_id"] == device))
 
 
+def _printed(answer: str) -> list[float]:
+    """`jetfleet models infer` prints `  output [1, 3]: [a, b, c]`."""
+    line = next(line for line in answer.splitlines() if line.strip().startswith("output"))
+    return [float(value) for value in json.loads(line.split(": ", 1)[1])]
+
+
 def test_readme_models_swap_by_tag(control_plane: ControlPlane, nodes: list[Node]) -> None:
     shell = control_plane.shell
     _dense_files(shell.cwd, "yolov8n", 1.0)
@@ -264,8 +284,9 @@ def test_readme_models_swap_by_tag(control_plane: ControlPlane, nodes: list[Node
     assert {(entry["version"], entry["state"]) for entry in status["devices"]} == {(2, "committed")}
     answer = shell.run("jetfleet models infer yolov8n --url ENDPOINT --data '[[0.1, 0.2, 0.3, 0.4]]'",
                        {"ENDPOINT": _endpoint(status, "jetson-01")})
-    expected = dense_reference(4, 3, 0, 2.0, np.array([[0.1, 0.2, 0.3, 0.4]], dtype=np.float32))
-    assert f"{float(expected[0][0]):.4f}"[:5] in answer
+    assert answer.startswith("yolov8n version 2:")
+    assert np.allclose(_printed(answer), dense_reference(4, 3, 0, 2.0, np.array([[0.1, 0.2, 0.3, 0.4]], np.float32)),
+                       atol=1e-4)
     assert "yolov8n" in shell.run("jetfleet models ls")
     shell.run("jetfleet models undeploy yolov8n --all")
 
@@ -288,8 +309,8 @@ def test_ota_doc_models_per_device(control_plane: ControlPlane, nodes: list[Node
     assert "detector" in shell.run("jetfleet models status detector [--json]")
     answer = shell.run("jetfleet models infer NAME --url ENDPOINT --data '[[...]]'",
                        {"NAME": "detector", "ENDPOINT": _endpoint(status, "jetson-02"), "[[...]]": "[[1, 1, 1, 1]]"})
-    expected = dense_reference(4, 3, 0, 3.0, np.ones((1, 4), dtype=np.float32))
-    assert f"{float(expected[0][0]):.4f}"[:5] in answer
+    assert answer.startswith("detector version 2:")
+    assert np.allclose(_printed(answer), dense_reference(4, 3, 0, 3.0, np.ones((1, 4), np.float32)), atol=1e-4)
     shell.run("jetfleet models undeploy NAME --device ID", {"NAME": "detector", "ID": "jetson-02"})
 
 
@@ -306,8 +327,10 @@ def test_gateway_from_the_control_plane(control_plane: ControlPlane, nodes: list
     try:
         wait_until(lambda: _answers(f"http://127.0.0.1:{ports['health_port']}/health") and gateway.alive(), 60,
                    what="the gateway's /health")
-        wait_until(lambda: monitor.alive() and "Traefik" in monitor.output(), 30, what="the monitor's first table")
         assert gateway.alive() and monitor.alive()
+        monitor.signal(signal.SIGINT)  # Ctrl-C: off a terminal, rich prints the last table as it exits
+        assert monitor.proc.wait(timeout=30) == 0, monitor.output()
+        assert "jetson-01" in monitor.output() and "Traceback" not in monitor.output(), monitor.output()
     finally:
         monitor.stop()
         gateway.stop()
@@ -393,6 +416,8 @@ def test_voice_quick_start(voice_server: Voice) -> None:
     from jetfleet.voice.synth import synthesize
 
     shell, here = voice_server.shell, {"127.0.0.1:8888": f"127.0.0.1:{voice_server.port}"}
+    health = json.loads(shell.run("curl -s http://127.0.0.1:8888/health", here))
+    assert health["status"] == "ok" and health["node"] == "node-1" and health["robot"] == "none"
     assert "stand_up" in shell.run('jetfleet voice send --jetson-url http://127.0.0.1:8888 --command "sta op"', here)
     assert "stand_up" in shell.run('jetfleet voice send --jetson-url http://jetson-a:8888 --command "sta op"',
                                    {"jetson-a:8888": f"127.0.0.1:{voice_server.port}"})
