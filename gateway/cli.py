@@ -168,6 +168,13 @@ def _live_tables(snapshot: Callable[[], Snapshot], *, once: bool, interval: floa
     if once:
         console.print(snapshot_tables(snapshot()))
         return
+    if not console.is_terminal:  # a log or a pipe: one table per interval (Live would print only at exit)
+        try:
+            while True:
+                console.print(snapshot_tables(snapshot()))
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            return
     with Live(snapshot_tables(snapshot()), console=console, auto_refresh=False) as live:
         try:
             while True:

@@ -3,11 +3,14 @@
     python -m images.build local-base                   # debootstrap + import -> local/debian:bookworm
     python -m images.build model-server --base local    # x86 test image on that base
     python -m images.build model-server --base l4t      # on a Jetson: FROM nvcr.io/nvidia/l4t-jetpack:r36.4.0
+    python -m images.build voice-go2 --base l4t         # the voice image for a node wired to a Go2
 
 Wheels for the image's Python and CPU are prepared on the host in ``.cache/wheels/<target>/`` with a
 ``requirements.txt`` naming ``jetfleet[<extras>]`` (pip cannot reach an index from inside a build
-here; air-gapped sites build the same way) and installed in the image with ``--no-index``. The
-classic builder is used (the Engine API's default).
+here; air-gapped sites build the same way) and installed in the image with ``--no-index``. What the image
+compiles itself (pycuda and CTranslate2 against JetPack's CUDA, the CycloneDDS 0.10.2 Python binding) comes
+as an sdist in the same directory, or (CTranslate2 and CycloneDDS C on JetPack) from git at a pinned tag.
+The classic builder is used (the Engine API's default).
 The tests (``tests/support/docker_engine.py``) and CI call the same functions.
 """
 
@@ -43,6 +46,16 @@ class BasePreset:
     python_version: str
     wheel_platforms: tuple[str, ...]
     extras: str
+    buildargs: tuple[tuple[str, str], ...]  # what the base offers (Dockerfile.l4t's header)
+
+
+@dataclass(frozen=True)
+class ExtraSet:
+    """Packages a target needs besides jetfleet[<extras>], not named in its requirements.txt."""
+
+    binary: tuple[str, ...] = ()  # wheels for the preset's Python and CPU, resolved together with jetfleet's
+    sdists: tuple[str, ...] = ()  # compiled in the image
+    no_deps: tuple[str, ...] = ()  # wheels taken without their declared dependencies
 
 
 def _manylinux(arch: str, newest_glibc: int) -> tuple[str, ...]:
@@ -51,15 +64,33 @@ def _manylinux(arch: str, newest_glibc: int) -> tuple[str, ...]:
 
 PRESETS = {
     # Debian 12: Python 3.11, glibc 2.36. No torch/TensorFlow: ONNX Runtime only keeps the image small.
-    "local": BasePreset(LOCAL_BASE, "3.11", _manylinux("x86_64", 36), "modelserver"),
-    # JetPack 6 (L4T r36, Ubuntu 22.04): Python 3.10, glibc 2.35. TensorRT and pycuda come from the base
-    # image (the venv sees its system site-packages), so nothing is compiled on the build host and any
-    # arm64 machine can build it (CI: .github/workflows/images.yml).
-    "l4t": BasePreset(L4T_BASE, "3.10", _manylinux("aarch64", 35), "modelserver"),
+    # No CUDA; CycloneDDS 0.10.2 from Debian bookworm's own packages (source tarballs are not reachable here).
+    "local": BasePreset(LOCAL_BASE, "3.11", _manylinux("x86_64", 36), "modelserver",
+                        (("JETFLEET_CUDA", "none"), ("CYCLONEDDS", "debian"))),
+    # JetPack 6 (L4T r36, Ubuntu 22.04): Python 3.10, glibc 2.35, CUDA 12.6, cuDNN 9, TensorRT 10.3 (its
+    # Python bindings in the system site-packages, which the venv sees). pycuda and a CUDA CTranslate2 are
+    # compiled in the image against that CUDA, so only an arm64 machine with the network (a Jetson, or CI's
+    # arm64 runners: nvcc compiles without a GPU) builds them (CI: .github/workflows/images.yml).
+    "l4t": BasePreset(L4T_BASE, "3.10", _manylinux("aarch64", 35), "modelserver",
+                      (("JETFLEET_CUDA", "jetpack"), ("CYCLONEDDS", "source"))),
 }
 # Targets whose extras differ from the preset's (model-server uses the preset's).
 TARGET_EXTRAS: dict[str, str] = {"voice": "voice", "control-plane": "backend,postgres", "gateway": ""}
-TARGETS = ("model-server", "voice", "control-plane", "gateway")
+TARGETS = ("model-server", "voice", "control-plane", "gateway", "voice-go2")
+# The wheel sets a target's stages install (the classic builder runs every stage before the target).
+STAGE_SETS: dict[str, tuple[str, ...]] = {"voice-go2": ("voice", "voice-go2")}
+PYCUDA = "pycuda==2026.1"
+CYCLONEDDS_BINDING = "cyclonedds==0.10.2"  # the version a Go2 runs; no aarch64 (or cp311) wheel on PyPI
+UNITREE_SDK = "unitree-sdk2py-dimos==1.0.3"
+_BUILD_TOOLS = ("setuptools", "wheel")
+_GO2 = ExtraSet(binary=(*_BUILD_TOOLS, "rich-click"), sdists=(CYCLONEDDS_BINDING,), no_deps=(UNITREE_SDK,))
+EXTRA_SETS: dict[tuple[str, str], ExtraSet] = {
+    # pycuda's own runtime needs come as wheels; pycuda itself is compiled against JetPack's CUDA.
+    ("model-server", "l4t"): ExtraSet(binary=(*_BUILD_TOOLS, "pytools", "platformdirs", "mako"), sdists=(PYCUDA,)),
+    ("voice", "l4t"): ExtraSet(binary=(*_BUILD_TOOLS, "pybind11")),  # CTranslate2's Python module, with CUDA
+    ("voice-go2", "local"): _GO2,
+    ("voice-go2", "l4t"): _GO2,
+}
 Log = Callable[[str], None]
 
 
@@ -68,7 +99,9 @@ def wheels_dir(target: str) -> Path:
 
 
 def prepare_wheels(target: str, base: str, log: Log = print) -> Path:
-    """jetfleet's own wheel plus every dependency of its extras, for the preset's Python and CPU.
+    """jetfleet's own wheel plus every dependency of its extras, for the preset's Python and CPU, and the
+    target's extra set (``EXTRA_SETS``). voice-go2's own directory holds only its extra set (its stages
+    install the voice set first).
 
     Downloads are kept between builds for the same preset; another preset starts from an empty dir.
     """
@@ -80,20 +113,45 @@ def prepare_wheels(target: str, base: str, log: Log = print) -> Path:
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stamp.write_text(f"{base}\n")
-    requirement = f"jetfleet[{extras}]" if extras else "jetfleet"
-    (directory / "requirements.txt").write_text(f"{requirement}\n")
-    for old in directory.glob("jetfleet-*.whl"):
-        old.unlink()
-    pip = [sys.executable, "-m", "pip"]
-    log(f"building the jetfleet wheel into {directory}")
-    _build_jetfleet_wheel(directory)
-    (jetfleet_wheel,) = directory.glob("jetfleet-*.whl")
-    platform_args = [arg for tag in preset.wheel_platforms for arg in ("--platform", tag)]
-    log(f"downloading wheels for {requirement} (Python {preset.python_version})")
-    _run([*pip, "download", "--quiet", "--dest", str(directory), "--find-links", str(directory),
-          "--only-binary=:all:", "--implementation", "cp", "--python-version", preset.python_version,
-          *platform_args, f"{jetfleet_wheel}[{extras}]" if extras else str(jetfleet_wheel)])
+    extra = EXTRA_SETS.get((target, base), ExtraSet())
+    requirements = list(extra.binary)
+    if target not in STAGE_SETS:
+        requirement = f"jetfleet[{extras}]" if extras else "jetfleet"
+        (directory / "requirements.txt").write_text(f"{requirement}\n")
+        for old in directory.glob("jetfleet-*.whl"):
+            old.unlink()
+        log(f"building the jetfleet wheel into {directory}")
+        _build_jetfleet_wheel(directory)
+        (jetfleet_wheel,) = directory.glob("jetfleet-*.whl")
+        requirements.insert(0, f"{jetfleet_wheel}[{extras}]" if extras else str(jetfleet_wheel))
+    log(f"downloading wheels for {' '.join(requirements)} (Python {preset.python_version})")
+    _pip_download(directory, preset, requirements)
+    if extra.no_deps:
+        _pip_download(directory, preset, list(extra.no_deps), "--no-deps")
+    for sdist in extra.sdists:
+        log(f"downloading the {sdist} sdist (compiled in the image)")
+        _download_sdist(directory, sdist)
     return directory
+
+
+def _pip_download(directory: Path, preset: BasePreset, requirements: list[str], *flags: str) -> None:
+    platform_args = [arg for tag in preset.wheel_platforms for arg in ("--platform", tag)]
+    _run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(directory), "--find-links",
+          str(directory), "--only-binary=:all:", "--implementation", "cp", "--python-version",
+          preset.python_version, *platform_args, *flags, *requirements])
+
+
+def _download_sdist(directory: Path, requirement: str) -> None:
+    """pip prepares an sdist's metadata even for a download; cyclonedds' setup.py insists on finding a
+    CycloneDDS install for that, so it gets an empty stand-in (the image builds against the real one)."""
+    name = requirement.split("==")[0]
+    with tempfile.TemporaryDirectory(prefix="jetfleet-sdist-") as tmp:
+        home = Path(tmp)
+        for sub in ("bin", "include", "lib"):
+            (home / sub).mkdir()
+        (home / "lib" / "libddsc.so").touch()
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", name,
+              "--dest", str(directory), requirement], env={**os.environ, "CYCLONEDDS_HOME": str(home)})
 
 
 def _build_jetfleet_wheel(directory: Path) -> None:
@@ -111,12 +169,14 @@ def _build_jetfleet_wheel(directory: Path) -> None:
 def build_image(client: Any, target: str, tag: str, base: str, log: Log = print) -> str:
     """Build ``target`` of Dockerfile.l4t on the preset's base image; returns the image id."""
     preset = PRESETS[base]
-    prepare_wheels(target, base, log)
-    _placeholder_wheels(other for other in TARGETS if other != target)
+    needed = STAGE_SETS.get(target, (target,))
+    for wheel_set in needed:
+        prepare_wheels(wheel_set, base, log)
+    _placeholder_wheels(other for other in TARGETS if other not in needed)
     log(f"building {tag} (target {target}) on {preset.image}")
     stream = client.api.build(path=str(REPO_ROOT), dockerfile=DOCKERFILE, target=target, tag=tag,
-                              buildargs={"BASE_IMAGE": preset.image}, network_mode="host", rm=True, forcerm=True,
-                              decode=True)
+                              buildargs={"BASE_IMAGE": preset.image, **dict(preset.buildargs)}, network_mode="host",
+                              rm=True, forcerm=True, decode=True)
     _follow(stream, log)
     return str(client.images.get(tag).id)
 
@@ -204,8 +264,8 @@ def ensure_local_base(client: Any, cache_dir: Path = DEFAULT_CACHE, log: Log = p
     return str(client.images.get(LOCAL_BASE).id)
 
 
-def _run(argv: list[str]) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+def _run(argv: list[str], env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:4])} ... failed ({result.returncode}):\n{result.stderr[-3000:]}")
 

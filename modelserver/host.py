@@ -22,7 +22,13 @@ from jetfleet.modelfiles.layout import ModelMetadata, engine_cache_dir, read_met
 from jetfleet.modelserver.engine_cache import Precision
 from jetfleet.modelserver.kserve import NDArray
 from jetfleet.modelserver.loaders import LoadedModel, LoadOptions, load_model
-from jetfleet.modelserver.selection import RuntimeFacts, RuntimeRequest, choose_runtime, probe_runtime_facts
+from jetfleet.modelserver.selection import (
+    RuntimeFacts,
+    RuntimeRequest,
+    choose_runtime,
+    cpu_fallback_warning,
+    probe_runtime_facts,
+)
 from jetfleet.modelserver.warmup import example_inputs
 
 log = logging.getLogger(__name__)
@@ -106,11 +112,15 @@ class ModelHost:
             raise ModelLoadError(f"{settings.model_dir}: model.json holds {metadata.name} version {metadata.version}, "
                                  f"but the server was asked to serve {settings.name} version {settings.version}")
         artifact = verified_artifact(settings.model_dir, metadata)
-        runtime = choose_runtime(metadata.framework, metadata.artifact, self._probe(), settings.runtime)
+        facts = self._probe()
+        runtime = choose_runtime(metadata.framework, metadata.artifact, facts, settings.runtime)
         log.info("loading %s with %s", artifact, runtime)
         options = LoadOptions(precision=settings.precision, max_batch=settings.max_batch,
                               engine_cache_dir=settings.engine_cache_dir or engine_cache_dir(settings.model_dir))
         model = load_model(artifact, metadata, runtime, options)
+        warning = cpu_fallback_warning(runtime, model.backend, facts, settings.runtime)
+        if warning:
+            log.warning("%s", warning)
         model.infer(example_inputs(model.signature.inputs))  # warm-up: first-call allocations happen now
         return metadata, model
 

@@ -10,6 +10,7 @@ import importlib.util
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from jetfleet.modelfiles.errors import ModelLoadError
@@ -28,6 +29,8 @@ class RuntimeFacts:
 
     tensorrt: bool = False  # tensorrt and pycuda both importable
     cuda_devices: int = 0
+    jetson: bool = False  # an NVIDIA Tegra board (L4T), where a CPU fallback is never what was meant
+    missing: tuple[str, ...] = ()  # which of tensorrt, pycuda did not import
 
 
 def choose_runtime(framework: Framework, artifact_name: str, facts: RuntimeFacts,
@@ -73,15 +76,44 @@ def onnxruntime_providers(available: Iterable[str]) -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in present] or ["CPUExecutionProvider"]
 
 
+def cpu_fallback_warning(runtime: Runtime, backend: str, facts: RuntimeFacts, requested: RuntimeRequest) -> str | None:
+    """Why a model ends up on ONNX Runtime's CPU provider where a GPU was to be expected (a Jetson, or a
+    visible CUDA device), or None. The server logs it as a warning: it must never happen silently."""
+    if runtime != "onnxruntime" or not backend.endswith("CPUExecutionProvider"):
+        return None
+    if not (facts.jetson or facts.cuda_devices > 0):
+        return None
+    if requested == "onnxruntime":
+        why = "--runtime onnxruntime was given"
+    elif facts.missing:
+        why = f"{' and '.join(facts.missing)} did not import (use the L4T model-server image, which builds pycuda " \
+              "against JetPack's CUDA and sees JetPack's TensorRT)"
+    else:
+        why = "no CUDA device is visible to this process (on a Jetson, run the container with runtime=nvidia)"
+    where = "on a Jetson" if facts.jetson else f"with {facts.cuda_devices} CUDA device(s) present"
+    return f"serving ONNX on ONNX Runtime's CPU provider {where}: {why}"
+
+
+def is_jetson(release_file: Path = Path("/etc/nv_tegra_release"),
+              compatible: Path = Path("/proc/device-tree/compatible")) -> bool:
+    """L4T marks its boards in both places (the L4T images carry the release file too)."""
+    try:
+        return release_file.is_file() or b"nvidia,tegra" in compatible.read_bytes()
+    except OSError:
+        return False
+
+
 def probe_runtime_facts() -> RuntimeFacts:
-    """Look at this machine: TensorRT and pycuda importable, and the CUDA device count (via pycuda)."""
-    if importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("pycuda") is None:
-        return RuntimeFacts()
+    """Look at this machine: TensorRT and pycuda importable, the CUDA device count (via pycuda), a Jetson."""
+    jetson = is_jetson()
+    missing = tuple(name for name in ("tensorrt", "pycuda") if importlib.util.find_spec(name) is None)
+    if missing:
+        return RuntimeFacts(jetson=jetson, missing=missing)
     try:
         import pycuda.driver as cuda
 
         cuda.init()
-        return RuntimeFacts(tensorrt=True, cuda_devices=int(cuda.Device.count()))
+        return RuntimeFacts(tensorrt=True, cuda_devices=int(cuda.Device.count()), jetson=jetson)
     except Exception as exc:  # no driver, no device node: TensorRT cannot run here
         log.warning("TensorRT is installed but CUDA is not usable: %s", exc)
-        return RuntimeFacts(tensorrt=True, cuda_devices=0)
+        return RuntimeFacts(tensorrt=True, cuda_devices=0, jetson=jetson)

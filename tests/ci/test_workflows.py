@@ -65,10 +65,36 @@ def test_image_matrix_builds_every_target_and_the_tests_job_runs_the_readme_comm
 @pytest.mark.parametrize("target", build.TARGETS)
 def test_l4t_wheel_set_resolves_for_jetpack_python(target: str, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every dependency of the image has a wheel for JetPack 6's Python 3.10 on aarch64."""
-    monkeypatch.setattr(build, "wheels_dir", lambda _target: tmp_path / target)
+    """Every dependency of the image has a wheel for JetPack 6's Python 3.10 on aarch64, and what the image
+    compiles (pycuda, CTranslate2's module, the CycloneDDS 0.10.2 binding) has its sources and build tools."""
+    monkeypatch.setattr(build, "wheels_dir", lambda name: tmp_path / name)
     directory = build.prepare_wheels(target, "l4t", log=lambda _line: None)
-    wheels = {path.name for path in directory.glob("*.whl")}
+    files = {path.name for path in directory.iterdir()}
+    wheels = {name for name in files if name.endswith(".whl")}
+    assert not [name for name in wheels if "x86_64" in name]
+    assert all("aarch64" in name or name.endswith("-none-any.whl") for name in wheels), wheels
+    if target == "voice-go2":  # installed on top of the voice set
+        assert "cyclonedds-0.10.2.tar.gz" in files and "unitree_sdk2py_dimos-1.0.3-py3-none-any.whl" in wheels
+        assert not [name for name in wheels if name.startswith(("opencv", "cyclonedds-", "jetfleet-"))]
+        assert _has(wheels, "rich_click-", "setuptools-", "wheel-")
+        return
     assert any(name.startswith("jetfleet-") for name in wheels)
     assert any(name.startswith("numpy-") and "cp310" in name and "aarch64" in name for name in wheels)
-    assert not [name for name in wheels if "x86_64" in name]
+    if target == "model-server":
+        assert "pycuda-2026.1.tar.gz" in files and _has(wheels, "pytools-", "mako-", "platformdirs-", "setuptools-")
+    if target == "voice":
+        assert _has(wheels, "ctranslate2-", "pybind11-", "setuptools-", "wheel-")
+
+
+def _has(wheels: set[str], *prefixes: str) -> bool:
+    return all(any(name.startswith(prefix) for name in wheels) for prefix in prefixes)
+
+
+def test_the_image_build_args_fit_each_base() -> None:
+    """JetPack compiles against CUDA and CycloneDDS from its tag; the x86 test base has neither CUDA nor the
+    network for sources, so it takes Debian's CycloneDDS 0.10.2. Dockerfile.l4t declares both args."""
+    assert dict(build.PRESETS["l4t"].buildargs) == {"JETFLEET_CUDA": "jetpack", "CYCLONEDDS": "source"}
+    assert dict(build.PRESETS["local"].buildargs) == {"JETFLEET_CUDA": "none", "CYCLONEDDS": "debian"}
+    dockerfile = (REPO_ROOT / build.DOCKERFILE).read_text()
+    assert "ARG JETFLEET_CUDA=jetpack" in dockerfile and "ARG CYCLONEDDS=source" in dockerfile
+    assert "--branch 0.10.2 https://github.com/eclipse-cyclonedds/cyclonedds.git" in dockerfile

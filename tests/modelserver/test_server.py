@@ -207,6 +207,23 @@ def test_ready_only_after_the_model_is_loaded(tmp_path: Path) -> None:
     assert asyncio.run(scenario()) == [200, 503, 503, 503, 200, 200]
 
 
+def test_onnx_falling_back_to_the_cpu_on_a_jetson_is_logged_as_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A real ONNX Runtime load; only the machine facts are those of a Jetson image without pycuda."""
+    from jetfleet.modelserver.host import ModelHost, ServeSettings
+    from jetfleet.modelserver.selection import RuntimeFacts
+
+    settings = ServeSettings(model_dir=dense_onnx(tmp_path / "models"), name="dense", version="1", port=1)
+    host = ModelHost(settings, probe=lambda: RuntimeFacts(jetson=True, missing=("pycuda",)))
+    with caplog.at_level("INFO", logger="jetfleet.modelserver.host"):
+        asyncio.run(host.load())
+    host.close()
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert warnings == ["serving ONNX on ONNX Runtime's CPU provider on a Jetson: pycuda did not import (use the L4T "
+                        "model-server image, which builds pycuda against JetPack's CUDA and sees JetPack's TensorRT)"]
+    assert host.state_facts()[1]["backend"] == "onnxruntime:CPUExecutionProvider"
+
+
 def test_the_overhead_benchmark_runs_end_to_end() -> None:
     done = subprocess.run(jetfleet_cmd("bench", "model-server", "--requests", "10", "--json"), env=subprocess_env(),
                           capture_output=True, text=True, timeout=120)
