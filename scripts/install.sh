@@ -4,7 +4,7 @@
 #   sudo scripts/install.sh [--prefix DIR] [--extras LIST] [--source PATH] [--enable]
 #
 #   --prefix DIR   install into DIR instead of / (staging root; same as DESTDIR=DIR)
-#   --extras LIST  extras of the jetfleet package, comma separated (default: docker,nvml)
+#   --extras LIST  extras of the jetfleet package, comma separated (default: docker,nvml,jobs)
 #   --source PATH  what pip installs (default: this checkout)
 #   --enable       also 'systemctl enable --now jetson-client' when systemd runs
 #
@@ -14,7 +14,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PREFIX="${DESTDIR:-}"
-EXTRAS="docker,nvml"
+EXTRAS="docker,nvml,jobs"
 SOURCE="$ROOT"
 ENABLE=0
 PYTHON="${PYTHON:-python3}"
