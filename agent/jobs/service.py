@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from jetfleet.agent.jobs.runner import RunSummary
 
 log = logging.getLogger("jetfleet.agent.jobs")
+DRAIN_SECONDS = 1.0
 
 
 class ModelsView(Protocol):
@@ -86,7 +87,7 @@ class JobsService:
             log.info("job %s: run %s was cut short; %d sketch windows kept", job, run_id, windows)
 
     async def reconcile(self, stop: asyncio.Event) -> None:
-        self._reap()
+        await self._reap()
         jobs = self.models.desired_jobs()
         now = time.time()
         states = await asyncio.to_thread(self._states, jobs, now)
@@ -131,7 +132,7 @@ class JobsService:
         task.add_done_callback(lambda _t: self._wake.set())
         self._runs[job.name] = (task, decision.due)
 
-    def _reap(self) -> None:
+    async def _reap(self) -> None:
         for name, (task, done) in list(self._runs.items()):
             if not task.done():
                 continue
@@ -147,9 +148,12 @@ class JobsService:
                      "versions %s", name, summary.run_id, outcome, summary.results, summary.errors, summary.skipped,
                      summary.windows, sorted(summary.versions) or "-")
             if summary.complete:
-                state = self.outbox.job_states().get(name)
-                if state is not None:
-                    self.outbox.save_job_state(name, after_run(state, done))
+                await asyncio.to_thread(self._mark_done, name, done)
+
+    def _mark_done(self, name: str, done: Due) -> None:
+        state = self.outbox.job_states().get(name)
+        if state is not None:
+            self.outbox.save_job_state(name, after_run(state, done))
 
     def _endpoint(self, model: str) -> Endpoint | None:
         serving = self.models.serving_endpoint(model)
@@ -175,9 +179,15 @@ class JobsService:
         self._wake.clear()
 
     async def _drain(self) -> None:
+        """Runs see the stop at their next wait; one still inside a request is cancelled after a moment (its
+        finished files are in the outbox; the rest run at the next start)."""
         tasks = [task for task, _ in self._runs.values()]
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._reap()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._reap()
 
     async def close(self) -> None:
         await self._http.aclose()
