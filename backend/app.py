@@ -15,11 +15,12 @@ from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 import jetfleet
-from jetfleet.backend import api_devices, api_gateway, api_models, api_monitoring
+from jetfleet.backend import api_devices, api_gateway, api_jobs, api_models, api_monitoring
 from jetfleet.backend.artifacts import ArtifactStore
 from jetfleet.backend.desired_state import DesiredState
 from jetfleet.backend.ingest import HeartbeatIngest
 from jetfleet.backend.metrics import BackendCounters, FleetCollector
+from jetfleet.backend.results import BodyTooLarge
 from jetfleet.backend.settings import BackendSettings
 from jetfleet.backend.signing import Signer
 from jetfleet.errors import AuthError, ConflictError, JetfleetError, NotFoundError, PermanentError
@@ -28,6 +29,7 @@ log = logging.getLogger("jetfleet.backend")
 
 _STATUS_BY_ERROR: list[tuple[type[JetfleetError], int]] = [
     (NotFoundError, 404),
+    (BodyTooLarge, 413),
     (AuthError, 401),
     (ConflictError, 409),
     (PermanentError, 400),
@@ -78,6 +80,8 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     app.include_router(api_models.router)
     app.include_router(api_monitoring.router)
     app.include_router(api_gateway.router)
+    app.include_router(api_jobs.router)
+    app.include_router(api_jobs.device_router)
     app.add_exception_handler(JetfleetError, _jetfleet_error)
     return app
 

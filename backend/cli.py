@@ -104,8 +104,9 @@ def keygen(path: Path = typer.Argument(..., help="Where to write the new key (re
 
 
 def register(app: typer.Typer) -> None:
-    from jetfleet.backend import fleet_cli, models_cli
+    from jetfleet.backend import fleet_cli, jobs_cli, models_cli
 
     app.add_typer(backend_app, name="backend")
     app.add_typer(fleet_cli.fleet_app, name="fleet")
     app.add_typer(models_cli.models_app, name="models")
+    app.add_typer(jobs_cli.jobs_app, name="jobs")
