@@ -41,13 +41,19 @@ class Uploader:
     async def run(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
-                rows = await asyncio.to_thread(self.outbox.next_rows, self.batch_items)
-                if not rows or self.token() is None:
+                if not await self._retrying(stop)(self._ship_next):
                     await self._idle(stop)
-                    continue
-                await self._retrying(stop)(self._ship, rows)
         except StopRequested:
             return
+
+    async def _ship_next(self) -> bool:
+        """Ship the oldest rows; False when there is nothing to ship (or no token yet). Every attempt reads the
+        rows again: while uploads fail, the size policy may drop rows, and those must not be sent."""
+        rows = await asyncio.to_thread(self.outbox.next_rows, self.batch_items)
+        if not rows or self.token() is None:
+            return False
+        await self._ship(rows)
+        return True
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
