@@ -74,8 +74,7 @@ def latest_slot(job: DesiredJob, now: float, anchor: float | None = None) -> flo
         croniter = _croniter()
         if not job.cron or not croniter.is_valid(job.cron):
             raise ScheduleError(f"job {job.name}: cron expression {job.cron!r} is not valid")
-        base = datetime.fromtimestamp(now, timezone.utc)
-        return float(croniter(job.cron, base).get_prev(float))
+        return float(croniter(job.cron, _local(now)).get_prev(float))
     return None
 
 
@@ -99,8 +98,12 @@ def _missed_several(job: DesiredJob, state: JobState, slot: float) -> bool:
     if job.schedule == "every":
         assert job.every_seconds is not None
         return slot - state.last_slot > job.every_seconds
-    base = datetime.fromtimestamp(state.last_slot, timezone.utc)
-    return float(_croniter()(str(job.cron), base).get_next(float)) < slot
+    return float(_croniter()(str(job.cron), _local(state.last_slot)).get_next(float)) < slot
+
+
+def _local(timestamp: float) -> datetime:
+    """The device's local time (what `jetfleet jobs create --cron` means; UTC on most Jetson images)."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).astimezone()
 
 
 def _croniter() -> Any:

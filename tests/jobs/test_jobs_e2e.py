@@ -254,6 +254,9 @@ def test_full_outbox_drops_oldest_results_keeps_sketches_and_counts(backend: Bac
             wait_metric(node, "jetfleet_job_runs_total", lambda v: v == 1, job=job, outcome="completed")
             dropped = metric(node, "jetfleet_outbox_dropped_total")
             assert dropped is not None and dropped > 0
+            wait_until(lambda: any(b.get("outbox", {}).get("dropped_total") == dropped
+                                   and b["outbox"]["pending"] > 0 and b["outbox"]["upload_failures_total"] > 0
+                                   for b in proxy.heartbeat_requests), 30, what="the outbox state in a heartbeat")
             proxy.results_status = None
             wait_metric(node, "jetfleet_outbox_pending", lambda v: v == 0)
             received = results(backend, job)

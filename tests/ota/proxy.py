@@ -48,6 +48,7 @@ class BackendProxy:
         self.results_status: int | None = None
         self.hold_results = False
         self.results_forwarded: list[int] = []  # status codes of results uploads the control plane answered
+        self.heartbeat_requests: list[dict[str, Any]] = []  # the last 50 heartbeat bodies the agents sent
         self._client: httpx.AsyncClient | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -67,6 +68,8 @@ class BackendProxy:
             return Response(b'{"detail": "injected"}', status_code=self.results_status)
         if heartbeat and self.rewrite_heartbeat is not None:
             headers.pop("if-none-match", None)
+        if heartbeat:
+            self.heartbeat_requests = [*self.heartbeat_requests[-49:], json.loads(await request.body())]
         upstream = self._client.build_request(request.method, path, headers=headers, content=await request.body())
         answer = await self._client.send(upstream, stream=True)
         out_headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS}
