@@ -117,6 +117,12 @@ class Outbox:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO job_state (job, body) VALUES (?, ?)", (job, body))
 
+    def forget_job(self, job: str) -> None:
+        """Drop a job's schedule state and processed marks (its results still wait for upload)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM job_state WHERE job = ?", (job,))
+            db.execute("DELETE FROM processed WHERE job = ?", (job,))
+
     # -- results ---------------------------------------------------------------------------------------
     def processed(self, job: str, sha256: str) -> bool:
         return bool(self._read("SELECT 1 FROM processed WHERE job = ? AND sha256 = ?", (job, sha256)))

@@ -38,6 +38,8 @@ class RunContext:
     signature: Callable[[str, Endpoint], Awaitable[Signature | None]]
     counters: JobCounters
     stop: asyncio.Event
+    known: dict[Path, tuple[int, int, int]] = field(default_factory=dict)  # files of this job already handled:
+    # path -> (inode, size, mtime_ns); an unchanged file is skipped without being read again
     poll_seconds: float = 1.0
     on_recorded: Callable[[], None] = lambda: None  # wakes the uploader
 
@@ -87,29 +89,41 @@ def list_inputs(folder: Path) -> list[Path]:
         return []
 
 
-def _read(path: Path) -> tuple[bytes, str] | None:
+def _read(path: Path, known: dict[Path, tuple[int, int, int]]) -> tuple[bytes, str, tuple[int, int, int]] | None:
+    """The file's bytes, sha256 and identity; None when it is gone or unchanged since it was handled."""
     try:
+        stat = path.stat()
+        identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if known.get(path) == identity:
+            return None
         data = path.read_bytes()
     except OSError:
         return None  # removed or unreadable since listed: the next run sees it again if it is back
-    return data, hashlib.sha256(data).hexdigest()
+    return data, hashlib.sha256(data).hexdigest(), identity
 
 
 async def _one_file(job: DesiredJob, ctx: RunContext, summary: RunSummary, path: Path, seen: set[str]) -> None:
-    read = await asyncio.to_thread(_read, path)
+    read = await asyncio.to_thread(_read, path, ctx.known)
     if read is None:
+        summary.skipped += 1
         return
-    data, sha = read
+    data, sha, identity = read
     if sha in seen or await asyncio.to_thread(ctx.outbox.processed, job.name, sha):
+        ctx.known[path] = identity
         summary.skipped += 1
         return
     seen.add(sha)
+    await _process(job, ctx, summary, path.name, data, sha)
+    ctx.known[path] = identity
+
+
+async def _process(job: DesiredJob, ctx: RunContext, summary: RunSummary, name: str, data: bytes, sha: str) -> None:
     endpoint = await _wait_serving(job, ctx)
     signature = await ctx.signature(job.model, endpoint)
     try:
-        tensors = await asyncio.to_thread(parse_input, data, path.name, signature)
+        tensors = await asyncio.to_thread(parse_input, data, name, signature)
     except InputError as exc:
-        await _record_error(job, ctx, summary, path.name, sha, endpoint.version, exc.reason)
+        await _record_error(job, ctx, summary, name, sha, endpoint.version, exc.reason)
         return
     while True:
         try:
@@ -120,9 +134,9 @@ async def _one_file(job: DesiredJob, ctx: RunContext, summary: RunSummary, path:
             await _sleep(ctx)
             endpoint = await _wait_serving(job, ctx)
         except InferenceRefused as exc:
-            await _record_error(job, ctx, summary, path.name, sha, endpoint.version, str(exc))
+            await _record_error(job, ctx, summary, name, sha, endpoint.version, str(exc))
             return
-    await asyncio.to_thread(_record_ok, job, ctx, summary.run_id, path.name, sha, version, tensors, outputs)
+    await asyncio.to_thread(_record_ok, job, ctx, summary.run_id, name, sha, version, tensors, outputs)
     summary.results += 1
     summary.versions.add(version)
     ctx.counters.input(job.name, "ok")

@@ -35,7 +35,8 @@ DRAIN_SECONDS = 1.0
 class ModelsView(Protocol):
     """What the jobs need from the OTA service."""
 
-    def desired_jobs(self) -> tuple[DesiredJob, ...]: ...
+    def desired_jobs(self) -> tuple[DesiredJob, ...] | None:
+        """The jobs of the accepted manifest; None while no manifest was accepted."""
 
     def serving_endpoint(self, name: str) -> tuple[int, str] | None: ...
 
@@ -60,6 +61,7 @@ class JobsService:
         self._http = local_client()
         self._runs: dict[str, tuple[asyncio.Task[RunSummary], Due]] = {}
         self._signatures: dict[tuple[str, int], tuple[TensorSpecEntry, ...] | None] = {}
+        self._known: dict[str, dict[Path, tuple[int, int, int]]] = {}  # job -> files handled (see RunContext)
         self._wake = asyncio.Event()
         self._logged_waits: dict[str, str] = {}
 
@@ -88,7 +90,10 @@ class JobsService:
 
     async def reconcile(self, stop: asyncio.Event) -> None:
         await self._reap()
-        jobs = self.models.desired_jobs()
+        desired = self.models.desired_jobs()
+        if desired is None:
+            return  # no manifest accepted yet: nothing to run, and nothing to forget
+        jobs = desired
         now = time.time()
         states = await asyncio.to_thread(self._states, jobs, now)
         full = self.outbox.settings.policy == "pause" and await asyncio.to_thread(self.outbox.full)
@@ -103,6 +108,10 @@ class JobsService:
 
     def _states(self, jobs: tuple[DesiredJob, ...], now: float) -> dict[str, JobState]:
         stored = self.outbox.job_states()
+        for gone in set(stored) - {job.name for job in jobs} - set(self._runs):
+            self.outbox.forget_job(gone)  # deleted (or no longer for this device): a new job of that name
+            self._known.pop(gone, None)  # starts afresh
+            log.info("job %s is no longer wanted here; its schedule state and processed inputs are forgotten", gone)
         states = {}
         for job in jobs:
             state = initial_state(job, now, stored.get(job.name))
@@ -127,6 +136,7 @@ class JobsService:
         log.info("job %s: %s run starts (model %s)", job.name, decision.due.reason, job.model)
         context = RunContext(device_id=self.device_id, outbox=self.outbox, http=self._http, endpoint=self._endpoint,
                              signature=self._signature, counters=self.counters, stop=stop,
+                             known=self._known.setdefault(job.name, {}),
                              poll_seconds=min(1.0, self.config.jobs_interval), on_recorded=self.uploader.wake.set)
         task = asyncio.create_task(run_job(job, context), name=f"job-{job.name}")
         task.add_done_callback(lambda _t: self._wake.set())

@@ -123,10 +123,10 @@ class OtaService:
         return self._desired.models
 
     # -- what headless jobs need ---------------------------------------------------------------------------
-    def desired_jobs(self) -> tuple[DesiredJob, ...]:
-        """The jobs of the last accepted manifest (kept after it expires: a device off the network keeps
-        running its jobs; the manifest's models stay as they are too)."""
-        return self._desired.jobs if self._desired is not None else ()
+    def desired_jobs(self) -> tuple[DesiredJob, ...] | None:
+        """The jobs of the last accepted manifest, None before one was accepted (kept after it expires: a device
+        off the network keeps running its jobs; the manifest's models stay as they are too)."""
+        return self._desired.jobs if self._desired is not None else None
 
     def desired_model(self, name: str) -> DesiredModel | None:
         return next((m for m in self._desired.models if m.name == name), None) if self._desired else None

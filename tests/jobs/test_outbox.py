@@ -112,3 +112,14 @@ def test_job_state_round_trips(tmp_path: Path) -> None:
     outbox.save_job_state("job", state)
     assert outbox.job_states() == {"job": state}
     assert json.loads(batch_body([])) == {"results": [], "sketches": []}
+
+
+def test_forgetting_a_job_keeps_its_results_but_not_its_processed_marks(tmp_path: Path) -> None:
+    from jetfleet.agent.jobs.schedule import JobState
+
+    outbox = Outbox(tmp_path / "o.sqlite3", OutboxSettings())
+    outbox.record(result(1), RUN)
+    outbox.save_job_state("job", JobState(spec="on_demand", anchor=0.0, last_slot=None, generation=2))
+    outbox.forget_job("job")
+    assert not outbox.processed("job", f"{1:064x}") and outbox.job_states() == {}
+    assert [r.key for r in outbox.next_rows(500)] == [result(1).key]

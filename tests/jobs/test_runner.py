@@ -92,6 +92,29 @@ def test_a_run_processes_each_file_once_and_reports_bad_files(server: str, tmp_p
     assert second.skipped == 3 and second.results == 2 and second.run_id != summary.run_id
 
 
+def test_unchanged_files_are_not_read_again_within_a_process(server: str, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.ones((1, 4), dtype=np.float32))
+    outbox = Outbox(tmp_path / "outbox.sqlite3", OutboxSettings())
+    known: dict[Path, tuple[int, int, int]] = {}
+
+    async def twice() -> tuple[RunSummary, RunSummary]:
+        async def signature(_model: str, _endpoint: Endpoint) -> tuple[TensorSpecEntry, ...]:
+            return SIGNATURE
+
+        async with httpx.AsyncClient() as http:
+            context = RunContext(device_id="dev1", outbox=outbox, http=http, endpoint=lambda _m: Endpoint(1, server),
+                                 signature=signature, counters=JobCounters(), stop=asyncio.Event(), known=known)
+            first = await run_job(job(folder), context)
+            outbox.forget_job("score")  # the mark is gone: only the in-process cache can skip the file now
+            return first, await run_job(job(folder), context)
+
+    first, second = asyncio.run(twice())
+    assert (first.results, second.results, second.skipped, second.errors) == (1, 0, 1, 0)
+    assert list(known) == [folder / "a.npy"]
+
+
 def test_a_run_waits_for_the_model_instead_of_failing(server: str, tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
