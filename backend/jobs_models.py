@@ -105,6 +105,7 @@ class DriftReference(Base):
     count: Mapped[int] = mapped_column(Integer)
     sketch: Mapped[bytes] = mapped_column(LargeBinary)
     source: Mapped[str] = mapped_column(String(16))  # "pushed" | "first_rows"
+    last_sketch_id: Mapped[int] = mapped_column(Integer, default=0)  # first_rows: sketches up to it made it
     created_at: Mapped[datetime]
 
 

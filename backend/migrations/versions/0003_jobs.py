@@ -102,6 +102,7 @@ def upgrade() -> None:
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("sketch", sa.LargeBinary(), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("last_sketch_id", sa.Integer(), nullable=False),
         sa.Column("created_at", UTC(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("model", "version", "tensor", "feature_index", name="uq_drift_references"),
