@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -268,5 +269,45 @@ def test_full_outbox_drops_oldest_results_keeps_sketches_and_counts(backend: Bac
             assert sorted(kind for kind, _ in rows) == ["input"] * FEATURES + ["output"] * OUTPUTS
             assert {count for kind, count in rows if kind == "input"} == {len(names)}  # every input is in a sketch
             assert metric(node, "jetfleet_outbox_dropped_total") == dropped
+        finally:
+            node.stop()
+
+
+def test_a_mean_shift_in_one_feature_is_flagged_from_the_agents_sketches(tmp_path: Path) -> None:
+    width = 2  # seconds per drift window, so that three windows pass in a few seconds
+    with backend_server(tmp_path / "drift-backend", extra_args=["--drift-window", f"{width}s"]) as drift_backend:
+        node = start_node(tmp_path, drift_backend.url)
+        try:
+            wait_registered(drift_backend, node)
+            model = unique_id("dense")
+            reference = tmp_path / "reference.npz"
+            np.savez(reference, input=np.random.default_rng(0).normal(size=(5000, FEATURES)).astype(np.float32))
+            pushed = cli(drift_backend, "models", "push", str(dense_model(tmp_path / "m.onnx", seed=1)), "--name",
+                         model, "--tag", "prod", "--reference", str(reference))
+            assert pushed.returncode == 0, pushed.stderr
+            deploy(drift_backend, model, "prod", node.name)
+            wait_state(drift_backend, model, node.name, version=1, state="committed")
+            folder = tmp_path / "inputs"
+            folder.mkdir()
+            job = unique_id("drift")
+            create_job(drift_backend, job, model, folder, node, schedule="on_demand")
+            rng = np.random.default_rng(42)
+            for window in range(3):
+                rows = rng.normal(size=(300, FEATURES)).astype(np.float32)
+                rows[:, 2] += 1.0  # one standard deviation, in feature 2 only
+                np.save(folder / f"w{window}.npy", rows)
+                bucket = int(time.time() // width)
+                assert cli(drift_backend, "jobs", "run", job).returncode == 0
+                wait_results(drift_backend, job, window + 1)
+                wait_until(lambda b=bucket: int(time.time() // width) > b, width + 1, interval=0.05,  # type: ignore[misc]
+                           what="the next drift window")
+            wait_metric(node, "jetfleet_outbox_pending", lambda v: v == 0)
+            shown = cli(drift_backend, "drift", "status", model, "--json")
+            assert shown.returncode == 0, shown.stderr
+            report = json.loads(shown.stdout)
+            assert report["model"] == model and report["version"] == 1 and report["drift"] is True, report
+            assert [f["index"] for f in report["features"] if f["drift"]] == [2], report["features"]
+            assert all(f["input"] == "input" and f["n_current"] == 900 and f["n_reference"] == 5000
+                       for f in report["features"])
         finally:
             node.stop()
