@@ -159,7 +159,7 @@ def _thermal_power(snap: MetricsSnapshot) -> Iterator[Metric | None]:
 class JobsCollector(Collector):
     """The results outbox and job runs, read at scrape time."""
 
-    def __init__(self, outbox: Callable[[], OutboxStatus], counters: JobCounters) -> None:
+    def __init__(self, outbox: Callable[[], OutboxStatus | None], counters: JobCounters) -> None:
         self.outbox = outbox
         self.counters = counters
 
@@ -167,17 +167,10 @@ class JobsCollector(Collector):
         return []
 
     def collect(self) -> Iterable[Metric]:
-        status = self.outbox()
+        status = self.outbox()  # None: this device never had a job (no outbox, no series)
         runs, inputs, waiting = self.counters.read()
         families = [
-            gauge("outbox_pending", "Results and sketch windows waiting in the outbox for upload.",
-                  one(status.pending)),
-            gauge("outbox_oldest_age_seconds", "Age of the oldest item waiting in the outbox (0 = empty).",
-                  one(status.oldest_age_seconds or 0.0)),
-            counter("outbox_dropped_total", "Raw results dropped because the outbox was full (policy drop_oldest).",
-                    one(status.dropped_total)),
-            counter("outbox_upload_failures_total", "Failed result uploads (each is retried).",
-                    one(status.upload_failures_total)),
+            *(_outbox(status) if status is not None else ()),
             counter("job_runs_total", "Job runs that ended, by outcome (completed, incomplete, crashed).",
                     [((job, outcome), n) for (job, outcome), n in sorted(runs.items())], ("job", "outcome")),
             counter("job_inputs_total", "Input files run by jobs, by outcome (ok, error).",
@@ -186,6 +179,16 @@ class JobsCollector(Collector):
                   [((job, reason), 1) for job, reason in sorted(waiting.items())], ("job", "reason")),
         ]
         return [family for family in families if family is not None]
+
+
+def _outbox(status: OutboxStatus) -> Iterator[Metric | None]:
+    yield gauge("outbox_pending", "Results and sketch windows waiting in the outbox for upload.", one(status.pending))
+    yield gauge("outbox_oldest_age_seconds", "Age of the oldest item waiting in the outbox (0 = empty).",
+                one(status.oldest_age_seconds or 0.0))
+    yield counter("outbox_dropped_total", "Raw results dropped because the outbox was full (policy drop_oldest).",
+                  one(status.dropped_total))
+    yield counter("outbox_upload_failures_total", "Failed result uploads (each is retried).",
+                  one(status.upload_failures_total))
 
 
 def build_registry(collector: MetricsCollector, *, hardware: HardwareInfo, device_id: str,

@@ -18,15 +18,15 @@ from jetfleet.agent.client import BackendClient
 from jetfleet.agent.config import AgentConfig
 from jetfleet.agent.http import local_client
 from jetfleet.agent.jobs.counters import JobCounters
-from jetfleet.agent.jobs.outbox import Outbox, OutboxSettings
 from jetfleet.agent.jobs.plan import Endpoint, JobsObserved, Start, Wait, plan
 from jetfleet.agent.jobs.schedule import Due, JobState, after_run, initial_state
-from jetfleet.agent.jobs.upload import Uploader
 from jetfleet.jobs import DesiredJob, OutboxStatus
 from jetfleet.manifest import DesiredModel, TensorSpecEntry
 
 if TYPE_CHECKING:
+    from jetfleet.agent.jobs.outbox import Outbox
     from jetfleet.agent.jobs.runner import RunSummary
+    from jetfleet.agent.jobs.upload import Uploader
 
 log = logging.getLogger("jetfleet.agent.jobs")
 DRAIN_SECONDS = 1.0
@@ -53,11 +53,12 @@ class JobsService:
         self.config = config
         self.device_id = device_id
         self.models = models
-        self.outbox = Outbox(outbox_path(config.state_dir),
-                             OutboxSettings(max_bytes=config.outbox_max_bytes, policy=config.outbox_full_policy,
-                                            batch_max_bytes=config.outbox_batch_max_bytes))
+        self.client = client
+        self.token = token
         self.counters = JobCounters()
-        self.uploader = Uploader(self.outbox, client, device_id, token, config.outbox_retry_max_seconds)
+        self._outbox: Outbox | None = None  # opened with the first job (or at start when it has items)
+        self._uploader: Uploader | None = None
+        self._upload_task: asyncio.Task[None] | None = None
         self._http = local_client()
         self._runs: dict[str, tuple[asyncio.Task[RunSummary], Due]] = {}
         self._signatures: dict[tuple[str, int], tuple[TensorSpecEntry, ...] | None] = {}
@@ -65,22 +66,42 @@ class JobsService:
         self._wake = asyncio.Event()
         self._logged_waits: dict[str, str] = {}
 
-    def status(self) -> OutboxStatus:
-        return self.outbox.status()
+    @property
+    def outbox(self) -> Outbox:
+        assert self._outbox is not None, "the outbox is opened before it is used"
+        return self._outbox
+
+    def status(self) -> OutboxStatus | None:
+        """The outbox state (None on a device that never had a job: no outbox, no series, nothing in heartbeats)."""
+        return self._outbox.status() if self._outbox is not None else None
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.to_thread(self._finish_leftovers)
-        uploader = asyncio.create_task(self.uploader.run(stop), name="jobs-upload")
+        if outbox_path(self.config.state_dir).exists():
+            await self._open(stop)  # items or cut-short runs may be waiting from before
         try:
             while not stop.is_set():
                 await self.reconcile(stop)
                 await self._sleep(stop)
         finally:
             await self._drain()
-            await uploader
+            if self._upload_task is not None:
+                await self._upload_task
+
+    async def _open(self, stop: asyncio.Event) -> None:
+        """Open the outbox (sqlite3 is imported only here: an agent without jobs does not load it)."""
+        from jetfleet.agent.jobs.outbox import Outbox, OutboxSettings
+        from jetfleet.agent.jobs.upload import Uploader
+
+        c = self.config
+        settings = OutboxSettings(max_bytes=c.outbox_max_bytes, policy=c.outbox_full_policy,
+                                  batch_max_bytes=c.outbox_batch_max_bytes)
+        self._outbox = await asyncio.to_thread(Outbox, outbox_path(c.state_dir), settings)
+        await asyncio.to_thread(self._finish_leftovers)
+        self._uploader = Uploader(self._outbox, self.client, self.device_id, self.token, c.outbox_retry_max_seconds)
+        self._upload_task = asyncio.create_task(self._uploader.run(stop), name="jobs-upload")
 
     def _finish_leftovers(self) -> None:
         """Runs cut short by a crash: their partial sketches become windows now."""
@@ -91,9 +112,11 @@ class JobsService:
     async def reconcile(self, stop: asyncio.Event) -> None:
         await self._reap()
         desired = self.models.desired_jobs()
-        if desired is None:
-            return  # no manifest accepted yet: nothing to run, and nothing to forget
+        if desired is None or (not desired and self._outbox is None):
+            return  # no manifest accepted yet, or no job ever: nothing to run, and nothing to forget
         jobs = desired
+        if self._outbox is None:
+            await self._open(stop)
         now = time.time()
         states = await asyncio.to_thread(self._states, jobs, now)
         full = self.outbox.settings.policy == "pause" and await asyncio.to_thread(self.outbox.full)
@@ -137,7 +160,7 @@ class JobsService:
         context = RunContext(device_id=self.device_id, outbox=self.outbox, http=self._http, endpoint=self._endpoint,
                              signature=self._signature, counters=self.counters, stop=stop,
                              known=self._known.setdefault(job.name, {}),
-                             poll_seconds=min(1.0, self.config.jobs_interval), on_recorded=self.uploader.wake.set)
+                             poll_seconds=min(1.0, self.config.jobs_interval), on_recorded=self._wake_uploader)
         task = asyncio.create_task(run_job(job, context), name=f"job-{job.name}")
         task.add_done_callback(lambda _t: self._wake.set())
         self._runs[job.name] = (task, decision.due)
@@ -159,6 +182,10 @@ class JobsService:
                      summary.windows, sorted(summary.versions) or "-")
             if summary.complete:
                 await asyncio.to_thread(self._mark_done, name, done)
+
+    def _wake_uploader(self) -> None:
+        if self._uploader is not None:
+            self._uploader.wake.set()
 
     def _mark_done(self, name: str, done: Due) -> None:
         state = self.outbox.job_states().get(name)
@@ -201,4 +228,5 @@ class JobsService:
 
     async def close(self) -> None:
         await self._http.aclose()
-        self.outbox.close()
+        if self._outbox is not None:
+            self._outbox.close()
