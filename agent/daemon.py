@@ -79,7 +79,7 @@ class Agent:
         self.collector.start()
         if self.config.metrics_port:
             registry = build_registry(self.collector, hardware=self.hardware, device_id=self.device_id,
-                                      counters=self.counters, extra=[JobsCollector(self.jobs.status,
+                                      counters=self.counters, extra=[JobsCollector(self.jobs.exported,
                                                                                    self.jobs.counters)])
             self.metrics_server = serve_metrics(registry, self.config.metrics_host, self.config.metrics_port)
             log.info("metrics on http://%s:%d/metrics", self.config.metrics_host, self.metrics_server.port)

@@ -159,18 +159,18 @@ def _thermal_power(snap: MetricsSnapshot) -> Iterator[Metric | None]:
 class JobsCollector(Collector):
     """The results outbox and job runs, read at scrape time."""
 
-    def __init__(self, outbox: Callable[[], OutboxStatus | None], counters: JobCounters) -> None:
-        self.outbox = outbox
+    def __init__(self, outbox: Callable[[], tuple[OutboxStatus, int] | None], counters: JobCounters) -> None:
+        self.outbox = outbox  # (status, items quarantined), None when the device never had a job
         self.counters = counters
 
     def describe(self) -> Iterable[Metric]:
         return []
 
     def collect(self) -> Iterable[Metric]:
-        status = self.outbox()  # None: this device never had a job (no outbox, no series)
+        outbox = self.outbox()  # None: this device never had a job (no outbox, no series)
         runs, inputs, waiting = self.counters.read()
         families = [
-            *(_outbox(status) if status is not None else ()),
+            *(_outbox(*outbox) if outbox is not None else ()),
             counter("job_runs_total", "Job runs that ended, by outcome (completed, incomplete, crashed).",
                     [((job, outcome), n) for (job, outcome), n in sorted(runs.items())], ("job", "outcome")),
             counter("job_inputs_total", "Input files run by jobs, by outcome (ok, error).",
@@ -181,7 +181,7 @@ class JobsCollector(Collector):
         return [family for family in families if family is not None]
 
 
-def _outbox(status: OutboxStatus) -> Iterator[Metric | None]:
+def _outbox(status: OutboxStatus, quarantined: int) -> Iterator[Metric | None]:
     yield gauge("outbox_pending", "Results and sketch windows waiting in the outbox for upload.", one(status.pending))
     yield gauge("outbox_oldest_age_seconds", "Age of the oldest item waiting in the outbox (0 = empty).",
                 one(status.oldest_age_seconds or 0.0))
@@ -189,6 +189,8 @@ def _outbox(status: OutboxStatus) -> Iterator[Metric | None]:
                   one(status.dropped_total))
     yield counter("outbox_upload_failures_total", "Failed result uploads (each is retried).",
                   one(status.upload_failures_total))
+    yield counter("outbox_quarantined_total", "Items the control plane refused with a 4xx, kept aside (quarantine).",
+                  one(quarantined))
 
 
 def build_registry(collector: MetricsCollector, *, hardware: HardwareInfo, device_id: str,

@@ -75,6 +75,12 @@ class JobsService:
         """The outbox state (None on a device that never had a job: no outbox, no series, nothing in heartbeats)."""
         return self._outbox.status() if self._outbox is not None else None
 
+    def exported(self) -> tuple[OutboxStatus, int] | None:
+        """The outbox state and the items quarantined so far, for the exporter (None: no outbox)."""
+        if self._outbox is None:
+            return None
+        return self._outbox.status(), self._outbox.counters().get("quarantined", 0)
+
     def wake(self) -> None:
         self._wake.set()
 

@@ -6,6 +6,7 @@ during runs, ``kill -9`` of the agent before upload and between upload and ackno
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -309,5 +310,28 @@ def test_a_mean_shift_in_one_feature_is_flagged_from_the_agents_sketches(tmp_pat
             assert [f["index"] for f in report["features"] if f["drift"]] == [2], report["features"]
             assert all(f["input"] == "input" and f["n_current"] == 900 and f["n_reference"] == 5000
                        for f in report["features"])
+        finally:
+            node.stop()
+
+
+def test_an_item_the_control_plane_refuses_is_quarantined_and_the_rest_arrive(backend: BackendProcess,
+                                                                             tmp_path: Path) -> None:
+    with backend_proxy(backend.url) as proxy:
+        node = start_node(tmp_path, proxy.url)
+        try:
+            model = serve_model(backend, tmp_path, node)
+            folder = tmp_path / "inputs"
+            names = [f"q{i}.npy" for i in range(5)]
+            write_rows(folder, names)
+            refused = hashlib.sha256((folder / "q2.npy").read_bytes()).hexdigest()
+            proxy.refuse_results_with = f'"input_sha256":"{refused}"'  # the control plane refuses q2's result only
+            job = unique_id("refuse")
+            create_job(backend, job, model, folder, node, schedule="on_demand")
+            with admin(backend) as client:
+                client.run_job(job, [])
+            wait_metric(node, "jetfleet_outbox_quarantined_total", lambda v: v == 1)
+            wait_metric(node, "jetfleet_outbox_pending", lambda v: v == 0)
+            exactly_once(results(backend, job), [n for n in names if n != "q2.npy"])
+            assert 422 not in proxy.results_forwarded  # refused by the proxy, never stored
         finally:
             node.stop()

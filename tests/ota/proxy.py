@@ -4,13 +4,15 @@ It forwards every request unchanged unless told otherwise: ``rewrite_heartbeat``
 answers (tampering, replaying or expiring manifests), ``artifact_rate`` throttles artifact downloads
 (bytes/s) so an agent can be killed mid-download, and every artifact request is logged with its
 ``Range`` header and the bytes actually sent. For results uploads: ``results_status`` answers them
-itself (e.g. 503: the control plane "down" for results only), and ``hold_results`` forwards them but
+itself (e.g. 503: the control plane "down" for results only), ``refuse_results_with`` answers 422 to
+uploads that contain a given text (one bad item), and ``hold_results`` forwards them but
 withholds the answer (the control plane stored the batch; the acknowledgement never arrives).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -47,6 +49,7 @@ class BackendProxy:
         self.heartbeats: list[dict[str, Any]] = []  # the answers as the backend gave them
         self.results_status: int | None = None
         self.hold_results = False
+        self.refuse_results_with: str | None = None  # answer 422 to a results upload whose body contains this
         self.results_forwarded: list[int] = []  # status codes of results uploads the control plane answered
         self.heartbeat_requests: list[dict[str, Any]] = []  # the last 50 heartbeat bodies the agents sent
         self._client: httpx.AsyncClient | None = None
@@ -66,6 +69,11 @@ class BackendProxy:
         results = request.method == "POST" and path.endswith("/results")
         if results and self.results_status is not None:
             return Response(b'{"detail": "injected"}', status_code=self.results_status)
+        if results and self.refuse_results_with is not None:
+            raw = await request.body()
+            text = (gzip.decompress(raw) if request.headers.get("content-encoding") == "gzip" else raw).decode()
+            if self.refuse_results_with in text:
+                return Response(b'{"detail": "injected: refused item"}', status_code=422)
         if heartbeat and self.rewrite_heartbeat is not None:
             headers.pop("if-none-match", None)
         if heartbeat:
