@@ -335,3 +335,27 @@ def test_an_item_the_control_plane_refuses_is_quarantined_and_the_rest_arrive(ba
             assert 422 not in proxy.results_forwarded  # refused by the proxy, never stored
         finally:
             node.stop()
+
+
+def test_pause_policy_holds_inputs_back_until_uploads_make_room(backend: BackendProcess, tmp_path: Path) -> None:
+    with backend_proxy(backend.url) as proxy:
+        node = start_node(tmp_path, proxy.url, outbox_max_bytes=2048, outbox_full_policy="pause")
+        try:
+            model = serve_model(backend, tmp_path, node)
+            folder = tmp_path / "inputs"
+            names = [f"p{i:02d}.npy" for i in range(10)]
+            write_rows(folder, names)
+            proxy.results_status = 503
+            job = unique_id("pause")
+            create_job(backend, job, model, folder, node, schedule="on_demand")
+            with admin(backend) as client:
+                client.run_job(job, [])
+            wait_metric(node, "jetfleet_job_waiting", lambda v: v == 1, job=job, reason="OUTBOX_FULL")
+            processed = metric(node, "jetfleet_job_inputs_total", job=job, outcome="ok")
+            assert processed is not None and 0 < processed < len(names)  # the rest wait in the folder
+            proxy.results_status = None
+            exactly_once(wait_results(backend, job, len(names)), names)
+            assert metric(node, "jetfleet_outbox_dropped_total") == 0
+            assert metric(node, "jetfleet_job_inputs_total", job=job, outcome="ok") == len(names)
+        finally:
+            node.stop()
