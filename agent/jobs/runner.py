@@ -80,13 +80,20 @@ async def run_job(job: DesiredJob, ctx: RunContext) -> RunSummary:
         ctx.on_recorded()
 
 
+_MISSING: set[Path] = set()  # folders reported missing (logged once, not at every run)
+
+
 def list_inputs(folder: Path) -> list[Path]:
     """The input files of ``folder`` (not recursive), by name; a missing folder has none."""
     try:
-        return sorted(p for p in folder.iterdir() if p.is_file() and is_input_file(p.name))
+        files = sorted(p for p in folder.iterdir() if p.is_file() and is_input_file(p.name))
     except FileNotFoundError:
-        log.warning("input folder %s does not exist (yet)", folder)
+        if folder not in _MISSING:
+            log.warning("input folder %s does not exist (yet)", folder)
+            _MISSING.add(folder)
         return []
+    _MISSING.discard(folder)
+    return files
 
 
 def _read(path: Path, known: dict[Path, tuple[int, int, int]]) -> tuple[bytes, str, tuple[int, int, int]] | None:

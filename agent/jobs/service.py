@@ -162,7 +162,7 @@ class JobsService:
         job = decision.job
         self.counters.waiting(job.name, None)
         self._logged_waits.pop(job.name, None)
-        log.info("job %s: %s run starts (model %s)", job.name, decision.due.reason, job.model)
+        log.debug("job %s: %s run starts (model %s)", job.name, decision.due.reason, job.model)
         context = RunContext(device_id=self.device_id, outbox=self.outbox, http=self._http, endpoint=self._endpoint,
                              signature=self._signature, counters=self.counters, stop=stop,
                              known=self._known.setdefault(job.name, {}),
@@ -183,9 +183,10 @@ class JobsService:
             summary = task.result()
             outcome = "completed" if summary.complete else "incomplete"
             self.counters.run(name, outcome)
-            log.info("job %s: run %s %s: %d results, %d errors, %d already processed, %d sketch windows, "
-                     "versions %s", name, summary.run_id, outcome, summary.results, summary.errors, summary.skipped,
-                     summary.windows, sorted(summary.versions) or "-")
+            level = logging.INFO if summary.results or summary.errors or not summary.complete else logging.DEBUG
+            log.log(level, "job %s: %s run %s %s: %d results, %d errors, %d already processed, %d sketch windows, "
+                    "versions %s", name, done.reason, summary.run_id, outcome, summary.results, summary.errors,
+                    summary.skipped, summary.windows, sorted(summary.versions) or "-")
             if summary.complete:
                 await asyncio.to_thread(self._mark_done, name, done)
 
