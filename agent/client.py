@@ -9,6 +9,7 @@ import httpx
 import jetfleet
 from jetfleet.agent.http import client_for
 from jetfleet.httperrors import raise_for_status, translate_transport_errors
+from jetfleet.jobs import ResultsAck
 from jetfleet.protocol import Heartbeat, HeartbeatResponse, RegisterRequest, RegisterResponse
 
 USER_AGENT = f"jetfleet-agent/{jetfleet.__version__}"
@@ -57,3 +58,13 @@ class BackendClient:
         raise_for_status(response, self.base_url)
         return HeartbeatResult(HeartbeatResponse.model_validate_json(response.content),
                                response.headers.get("ETag"), len(body))
+
+    async def post_results(self, device_id: str, device_token: str, gzipped_batch: bytes) -> ResultsAck:
+        """Ship one gzip-compressed ResultsBatch; 5xx/connect errors are temporary, 4xx permanent."""
+        headers = {"Authorization": f"Bearer {device_token}", "Content-Type": "application/json",
+                   "Content-Encoding": "gzip"}
+        with translate_transport_errors(self.base_url):
+            response = await self._http.post(f"/api/v1/edge-devices/{device_id}/results", content=gzipped_batch,
+                                             headers=headers)
+        raise_for_status(response, self.base_url)
+        return ResultsAck.model_validate_json(response.content)

@@ -11,11 +11,12 @@ from typing import Any
 
 from jetfleet.agent.client import BackendClient, HeartbeatResult
 from jetfleet.agent.config import AgentConfig
-from jetfleet.agent.exporter import MetricsServer, build_registry, serve_metrics
+from jetfleet.agent.exporter import JobsCollector, MetricsServer, build_registry, serve_metrics
 from jetfleet.agent.hardware import probe_hardware
 from jetfleet.agent.heartbeat import DeviceProfile, HeartbeatLoop, HeartbeatSources
 from jetfleet.agent.http import client_for
 from jetfleet.agent.identity import IdentityStore, resolve_device_id
+from jetfleet.agent.jobs.service import JobsService
 from jetfleet.agent.metrics.collector import MetricsCollector
 from jetfleet.agent.ota.service import OtaService
 from jetfleet.agent.services import probe_services
@@ -43,11 +44,14 @@ class Agent:
         self.metrics_server: MetricsServer | None = None
         self.ota = OtaService(config, device_id=self.device_id, hardware=self.hardware,
                               token=lambda: self.heartbeat.token)
+        self.jobs = JobsService(config, device_id=self.device_id, models=self.ota, client=self.client,
+                                token=lambda: self.heartbeat.token)
+        self.ota.on_desired = self.jobs.wake
         self.heartbeat = HeartbeatLoop(profile=self._profile(), client=self.client, store=self.store,
                                        sources=self._sources(), counters=self.counters,
                                        on_registered=self.ota.on_registered, on_response=self.ota.on_response)
         self.background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [self.heartbeat.run,
-                                                                                      self.ota.run]
+                                                                                      self.ota.run, self.jobs.run]
 
     def _profile(self) -> DeviceProfile:
         c = self.config
@@ -60,7 +64,7 @@ class Agent:
             return services + self._own_services()
 
         return HeartbeatSources(metrics=lambda: self.collector.snapshot().to_heartbeat(), services=probe,
-                                models=self.ota.statuses, manifest_keys=self.ota.trusted_keys)
+                                models=self.ota.statuses, manifest_keys=self.ota.trusted_keys, outbox=self.jobs.status)
 
     def _own_services(self) -> list[ServiceEndpoint]:
         """The exporter, so that Prometheus can discover it from the registry (a wildcard host means
@@ -75,7 +79,8 @@ class Agent:
         self.collector.start()
         if self.config.metrics_port:
             registry = build_registry(self.collector, hardware=self.hardware, device_id=self.device_id,
-                                      counters=self.counters)
+                                      counters=self.counters, extra=[JobsCollector(self.jobs.exported,
+                                                                                   self.jobs.counters)])
             self.metrics_server = serve_metrics(registry, self.config.metrics_host, self.config.metrics_port)
             log.info("metrics on http://%s:%d/metrics", self.config.metrics_host, self.metrics_server.port)
 
@@ -95,6 +100,7 @@ class Agent:
 
     async def close(self) -> None:
         await self.ota.close()
+        await self.jobs.close()
         if self.metrics_server is not None:
             self.metrics_server.close()
         self.collector.close()

@@ -7,7 +7,7 @@ Every metric is listed in docs/metrics.md. Names carry their unit; a value nobod
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from wsgiref.simple_server import WSGIServer
 
@@ -15,9 +15,11 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from jetfleet.agent.jobs.counters import JobCounters
 from jetfleet.agent.metrics import MetricsCollector, MetricsSnapshot
 from jetfleet.agent.state import HeartbeatCounters
 from jetfleet.errors import ConfigError
+from jetfleet.jobs import OutboxStatus
 from jetfleet.protocol import HardwareInfo
 
 PREFIX = "jetfleet_"
@@ -154,11 +156,50 @@ def _thermal_power(snap: MetricsSnapshot) -> Iterator[Metric | None]:
                 [((snap.board_power_method or "",), snap.board_power_watts)], ("method",))
 
 
+class JobsCollector(Collector):
+    """The results outbox and job runs, read at scrape time."""
+
+    def __init__(self, outbox: Callable[[], tuple[OutboxStatus, int] | None], counters: JobCounters) -> None:
+        self.outbox = outbox  # (status, items quarantined), None when the device never had a job
+        self.counters = counters
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        outbox = self.outbox()  # None: this device never had a job (no outbox, no series)
+        runs, inputs, waiting = self.counters.read()
+        families = [
+            *(_outbox(*outbox) if outbox is not None else ()),
+            counter("job_runs_total", "Job runs that ended, by outcome (completed, incomplete, crashed).",
+                    [((job, outcome), n) for (job, outcome), n in sorted(runs.items())], ("job", "outcome")),
+            counter("job_inputs_total", "Input files run by jobs, by outcome (ok, error).",
+                    [((job, outcome), n) for (job, outcome), n in sorted(inputs.items())], ("job", "outcome")),
+            gauge("job_waiting", "A due job that waits (value 1), with the reason (e.g. MODEL_NOT_SERVING).",
+                  [((job, reason), 1) for job, reason in sorted(waiting.items())], ("job", "reason")),
+        ]
+        return [family for family in families if family is not None]
+
+
+def _outbox(status: OutboxStatus, quarantined: int) -> Iterator[Metric | None]:
+    yield gauge("outbox_pending", "Results and sketch windows waiting in the outbox for upload.", one(status.pending))
+    yield gauge("outbox_oldest_age_seconds", "Age of the oldest item waiting in the outbox (0 = empty).",
+                one(status.oldest_age_seconds or 0.0))
+    yield counter("outbox_dropped_total", "Raw results dropped because the outbox was full (policy drop_oldest).",
+                  one(status.dropped_total))
+    yield counter("outbox_upload_failures_total", "Failed result uploads (each is retried).",
+                  one(status.upload_failures_total))
+    yield counter("outbox_quarantined_total", "Items the control plane refused with a 4xx, kept aside (quarantine).",
+                  one(quarantined))
+
+
 def build_registry(collector: MetricsCollector, *, hardware: HardwareInfo, device_id: str,
-                   counters: HeartbeatCounters) -> CollectorRegistry:
-    """A private registry with the snapshot collector and the agent process's own CPU/RSS metrics."""
+                   counters: HeartbeatCounters, extra: Sequence[Collector] = ()) -> CollectorRegistry:
+    """A private registry with the snapshot collector, ``extra`` collectors and the process's own CPU/RSS."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(collector, hardware=hardware, device_id=device_id, counters=counters))
+    for extra_collector in extra:
+        registry.register(extra_collector)
     ProcessCollector(registry=registry)
     return registry
 

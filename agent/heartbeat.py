@@ -15,6 +15,7 @@ from jetfleet.agent.client import BackendClient, HeartbeatResult
 from jetfleet.agent.identity import Identity, IdentityStore
 from jetfleet.agent.state import HeartbeatCounters
 from jetfleet.errors import AuthError, ConflictError, NotFoundError, PermanentError, TemporaryError
+from jetfleet.jobs import OutboxStatus
 from jetfleet.protocol import (
     HardwareInfo,
     Heartbeat,
@@ -54,6 +55,7 @@ class HeartbeatSources:
     models: Callable[[], list[ModelStatus]] = field(default=list)
     services: Callable[[], Awaitable[list[ServiceEndpoint]]] | None = None
     manifest_keys: Callable[[], list[str]] = field(default=list)
+    outbox: Callable[[], OutboxStatus | None] = lambda: None
 
 
 class LinkState:
@@ -181,7 +183,8 @@ class HeartbeatLoop:
         services = await self.sources.services() if self.sources.services else []
         beat = Heartbeat(metrics=await asyncio.to_thread(self.sources.metrics), models=self.sources.models(),
                          services=services, agent_version=jetfleet.__version__,
-                         manifest_keys=self.sources.manifest_keys())
+                         manifest_keys=self.sources.manifest_keys(),
+                         outbox=await asyncio.to_thread(self.sources.outbox))
         result = await self.client.heartbeat(self.profile.device_id, self._token, beat, self._etag)
         self._etag = result.etag
         if result.response is not None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
+from jetfleet.backend.job_schemas import CreateJob, JobRecord, ResultRecord, RunJob, RunResult
 from jetfleet.backend.model_schemas import (
     CreateVersion,
     DeployRequest,
@@ -29,6 +30,8 @@ from jetfleet.protocol import DeviceRecord
 _DEVICE_LIST = TypeAdapter(list[DeviceRecord])
 _MODEL_LIST = TypeAdapter(list[ModelSummary])
 _DEVICE_IDS = TypeAdapter(list[str])
+_JOB_LIST = TypeAdapter(list[JobRecord])
+_RESULT_LIST = TypeAdapter(list[ResultRecord])
 UPLOAD_CHUNK_BYTES = 1 << 20
 Progress = Callable[[int], None]
 
@@ -117,6 +120,39 @@ class AdminClient:
 
     def model_status(self, name: str) -> ModelStatusReport:
         return ModelStatusReport.model_validate_json(self.request("GET", f"/api/v1/models/{name}/status").content)
+
+    # -- jobs -------------------------------------------------------------------------------------------
+    def create_job(self, body: CreateJob) -> JobRecord:
+        response = self.request("POST", "/api/v1/jobs", content=body.model_dump_json(exclude_none=True),
+                                headers={"Content-Type": "application/json"})
+        return JobRecord.model_validate_json(response.content)
+
+    def jobs(self) -> list[JobRecord]:
+        return _JOB_LIST.validate_json(self.request("GET", "/api/v1/jobs").content)
+
+    def job(self, name: str) -> JobRecord:
+        return JobRecord.model_validate_json(self.request("GET", f"/api/v1/jobs/{name}").content)
+
+    def run_job(self, name: str, devices: list[str]) -> RunResult:
+        response = self.request("POST", f"/api/v1/jobs/{name}/run", json=RunJob(devices=devices).model_dump())
+        return RunResult.model_validate_json(response.content)
+
+    def delete_job(self, name: str) -> None:
+        self.request("DELETE", f"/api/v1/jobs/{name}")
+
+    def job_results(self, name: str, device_id: str | None = None) -> Iterator[ResultRecord]:
+        """Every stored result of the job, oldest first, fetched page by page."""
+        after = 0
+        while True:
+            params: dict[str, str | int] = {"after_id": after}
+            if device_id:
+                params["device_id"] = device_id
+            page = _RESULT_LIST.validate_json(self.request("GET", f"/api/v1/jobs/{name}/results",
+                                                           params=params).content)
+            yield from page
+            if not page:
+                return
+            after = page[-1].id
 
 
 def _chunks(path: Path) -> Iterator[bytes]:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from jetfleet.backend import appstate, model_registry
+from jetfleet.backend import appstate, drift, model_registry
 from jetfleet.backend.artifacts import InvalidField
 from jetfleet.backend.auth import bearer_token, require_admin, token_matches
 from jetfleet.backend.model_schemas import (
@@ -23,7 +23,7 @@ from jetfleet.backend.model_schemas import (
     VersionRecord,
 )
 from jetfleet.backend.models_status import model_status
-from jetfleet.backend.push import golden_check, read_signature, resolve_framework
+from jetfleet.backend.push import golden_check, read_signature, reference_arrays, resolve_framework
 from jetfleet.errors import AuthError, NotFoundError
 from jetfleet.manifest import MODEL_NAME_PATTERN, TAG_PATTERN
 
@@ -60,17 +60,21 @@ def create_version(name: str, body: CreateVersion, request: Request) -> VersionR
     """Make the uploads a new version of NAME (and point ``tag`` at it). A refusal discards the uploads."""
     store = appstate.artifacts(request)
     uploads = [u for u in (body.artifact_upload, body.golden_input_upload, body.golden_output_upload) if u]
+    reference_upload = [body.reference_upload] if body.reference_upload else []
     try:
         _check_name(name, "name")
         artifact, artifact_path = store.upload(body.artifact_upload, "artifact_upload")
         framework, stored_name = resolve_framework(body.filename, body.framework)
         signature = read_signature(artifact_path, stored_name, framework)
         golden = golden_check(store, body, signature)
+        reference = drift.reference_sketches(reference_arrays(store, body, signature))
         now = appstate.now()
         with appstate.sessions(request).begin() as session:
             row = model_registry.add_version(session, name=name, sha256=artifact.sha256, size_bytes=artifact.size_bytes,
                                        framework=framework, filename=stored_name, signature=signature,
                                        golden=golden, now=now)
+            if reference:
+                drift.store_reference(session, name, row.version, reference, source="pushed", now=now)
             followers: list[str] = []
             if body.tag:
                 _, followers = model_registry.set_tag(session, name, body.tag, row.version, now)
@@ -79,8 +83,8 @@ def create_version(name: str, body: CreateVersion, request: Request) -> VersionR
                 store.commit(upload_id)
             record = model_registry.version_record(row, [body.tag] if body.tag else [])
     finally:
-        for upload_id in uploads:
-            store.discard(upload_id)  # committed ones are gone already
+        for upload_id in uploads + reference_upload:
+            store.discard(upload_id)  # committed ones are gone already; the reference lives on as sketches
     appstate.desired(request).invalidate(followers)
     return record
 

@@ -15,11 +15,13 @@ from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 import jetfleet
-from jetfleet.backend import api_devices, api_gateway, api_models, api_monitoring
+from jetfleet.backend import api_devices, api_drift, api_gateway, api_jobs, api_models, api_monitoring
 from jetfleet.backend.artifacts import ArtifactStore
 from jetfleet.backend.desired_state import DesiredState
+from jetfleet.backend.drift_monitor import DriftCollector, DriftMonitor
 from jetfleet.backend.ingest import HeartbeatIngest
 from jetfleet.backend.metrics import BackendCounters, FleetCollector
+from jetfleet.backend.results import BodyTooLarge
 from jetfleet.backend.settings import BackendSettings
 from jetfleet.backend.signing import Signer
 from jetfleet.errors import AuthError, ConflictError, JetfleetError, NotFoundError, PermanentError
@@ -28,6 +30,7 @@ log = logging.getLogger("jetfleet.backend")
 
 _STATUS_BY_ERROR: list[tuple[type[JetfleetError], int]] = [
     (NotFoundError, 404),
+    (BodyTooLarge, 413),
     (AuthError, 401),
     (ConflictError, 409),
     (PermanentError, 400),
@@ -40,6 +43,7 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     sessions = sessionmaker(engine, expire_on_commit=False)
     ingest = HeartbeatIngest(sessions, settings)
     desired = DesiredState(settings, sessions, signer)
+    monitor = DriftMonitor(sessions, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -48,15 +52,18 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
         await run_in_threadpool(desired.preload)
         log.info("loaded %d devices' tokens and desired state in %.2f s", devices, time.perf_counter() - began)
         ingest.start()
+        monitor.start()
         try:
             yield
         finally:
+            monitor.stop()
             ingest.stop()  # writes the last pending heartbeats
 
     app = FastAPI(title="jetfleet control plane", version=jetfleet.__version__, lifespan=lifespan,
                   description="Device registry, heartbeats, model registry and OTA for Jetson fleets.")
     registry = CollectorRegistry()
     registry.register(FleetCollector(sessions, before_read=ingest.flush))
+    registry.register(DriftCollector(monitor))
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.ingest = ingest
@@ -78,6 +85,9 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     app.include_router(api_models.router)
     app.include_router(api_monitoring.router)
     app.include_router(api_gateway.router)
+    app.include_router(api_jobs.router)
+    app.include_router(api_jobs.device_router)
+    app.include_router(api_drift.router)
     app.add_exception_handler(JetfleetError, _jetfleet_error)
     return app
 

@@ -42,18 +42,37 @@ def serve(
         None, "--previous-signing-key", help="While rotating keys: the old key, still used for devices that do "
         "not trust the new one yet (docs/ota.md)."),
     manifest_ttl: float = typer.Option(86400.0, help="Seconds a signed manifest stays valid (re-signed at half)."),
+    results_retention: str = typer.Option("30d", help="Keep raw job results (and drift sketches) this long."),
+    drift_interval: str = typer.Option("60s", help="How often drift is evaluated (metrics, state, webhook)."),
+    drift_window: str = typer.Option("1h", help="Width of a drift window (sketches bucketed by window end)."),
+    drift_windows: int = typer.Option(6, help="Recent windows a drift verdict looks at."),
+    drift_min_windows: int = typer.Option(3, help="A feature drifts when flagged in at least this many of them."),
+    drift_alpha: float = typer.Option(0.01, help="False-alarm rate per window over all features (Bonferroni)."),
+    drift_reference_rows: int = typer.Option(1000, help="Without a pushed reference: the first N input rows "
+                                                        "reported for a version become its reference."),
+    drift_webhook: str | None = typer.Option(None, "--drift-webhook", envvar="JETFLEET_DRIFT_WEBHOOK",
+                                             help="Retrain hook: POST a drift report here on each state change."),
+    webhook_secret: str | None = typer.Option(None, "--webhook-secret", envvar="JETFLEET_WEBHOOK_SECRET",
+                                              help="Sign webhook bodies (HMAC-SHA256, X-Jetfleet-Signature)."),
 ) -> None:
     """Run the control plane (migrates the database first; creates the signing key when absent)."""
     import uvicorn
 
     from jetfleet.backend.app import create_app
     from jetfleet.backend.db import create_db_engine, migrate
+    from jetfleet.backend.durations import parse_duration
     from jetfleet.backend.settings import BackendSettings
 
     settings = BackendSettings(database_url=database_url, admin_token=admin_token,
                                provisioning_key=provisioning_key, heartbeat_interval=heartbeat_interval,
                                data_dir=data_dir, signing_key=signing_key, previous_signing_key=previous_signing_key,
-                               manifest_ttl=manifest_ttl)
+                               manifest_ttl=manifest_ttl,
+                               results_retention=parse_duration(results_retention, key="--results-retention"),
+                               drift_interval=parse_duration(drift_interval, key="--drift-interval"),
+                               drift_window=parse_duration(drift_window, key="--drift-window"),
+                               drift_windows=drift_windows, drift_min_windows=drift_min_windows,
+                               drift_alpha=drift_alpha, drift_reference_rows=drift_reference_rows,
+                               drift_webhook=drift_webhook, webhook_secret=webhook_secret)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signer = _signer(settings)
     engine = create_db_engine(settings.database_url)
@@ -104,8 +123,10 @@ def keygen(path: Path = typer.Argument(..., help="Where to write the new key (re
 
 
 def register(app: typer.Typer) -> None:
-    from jetfleet.backend import fleet_cli, models_cli
+    from jetfleet.backend import drift_cli, fleet_cli, jobs_cli, models_cli
 
     app.add_typer(backend_app, name="backend")
     app.add_typer(fleet_cli.fleet_app, name="fleet")
     app.add_typer(models_cli.models_app, name="models")
+    app.add_typer(jobs_cli.jobs_app, name="jobs")
+    app.add_typer(drift_cli.drift_app, name="drift")

@@ -18,10 +18,11 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from jetfleet.backend import model_registry
+from jetfleet.backend import jobs_registry, model_registry
 from jetfleet.backend.ingest import DeviceAuth
 from jetfleet.backend.settings import BackendSettings
 from jetfleet.backend.signing import Signer
+from jetfleet.jobs import DesiredJob
 from jetfleet.manifest import DesiredModel, ManifestPayload, sign_payload
 from jetfleet.protocol import DeviceConfig, Heartbeat, HeartbeatResponse, OtaItem, SignedManifest
 
@@ -35,6 +36,7 @@ class DeviceDesired:
     device_id: str
     serial: int
     models: tuple[DesiredModel, ...]
+    jobs: tuple[DesiredJob, ...] = ()
     signed: dict[str, tuple[SignedManifest, float]] = field(default_factory=dict)  # key id -> (manifest, refresh at)
     bodies: dict[tuple[object, ...], tuple[bytes, str]] = field(default_factory=dict)  # answer key -> (body, ETag)
 
@@ -61,14 +63,15 @@ class DesiredState:
         return self._cache.get(device_id)
 
     def load(self, device_id: str) -> DeviceDesired:
-        """Read the device's desired models and serial in one consistent snapshot."""
+        """Read the device's desired models, jobs and serial in one consistent snapshot."""
         epoch = self._epoch
         now = datetime.now(timezone.utc)
         with self._sessions.begin() as session:
             _consistent_snapshot(session)
             serial = model_registry.serial_of(session, device_id, now)
             models = tuple(model_registry.desired_models(session, device_id))
-        entry = DeviceDesired(device_id, serial, models)
+            jobs = tuple(jobs_registry.jobs_by_device(session, [device_id]).get(device_id, ()))
+        entry = DeviceDesired(device_id, serial, models, jobs)
         with self._lock:
             if epoch == self._epoch:  # no admin change raced this read: safe to cache
                 self._cache[device_id] = entry
@@ -81,7 +84,8 @@ class DesiredState:
         with self._sessions.begin() as session:
             _consistent_snapshot(session)
             desired = model_registry.all_desired(session, datetime.now(timezone.utc))
-        entries = {device_id: DeviceDesired(device_id, serial, tuple(models))
+            jobs = jobs_registry.jobs_by_device(session)
+        entries = {device_id: DeviceDesired(device_id, serial, tuple(models), tuple(jobs.get(device_id, ())))
                    for device_id, (serial, models) in desired.items()}
         with self._lock:
             if epoch == self._epoch:
@@ -126,7 +130,7 @@ class DesiredState:
         ttl = self.settings.manifest_ttl
         payload = ManifestPayload(device_id=entry.device_id, serial=entry.serial, issued_at=issued,
                                   expires_at=issued + timedelta(seconds=ttl), models=entry.models,
-                                  next_keys=next_keys)
+                                  jobs=entry.jobs, next_keys=next_keys)
         text, signature = sign_payload(payload, key.private)
         manifest = SignedManifest(payload=text, signature=signature, key_id=key.key_id)
         entry.signed[key.key_id] = (manifest, time.time() + ttl / 2)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jetfleet.backend.models import Device
+from jetfleet.jobs import ResultsAck
 
 
 class BackendCounters:
@@ -22,12 +23,21 @@ class BackendCounters:
                                    registry=registry)
         self._registrations = Counter("jetfleet_backend_registrations", "Registrations accepted",
                                       registry=registry)
+        self._items = Counter("jetfleet_backend_results_items", "Job results and drift sketches received from "
+                              "devices, by kind and outcome (accepted = new, duplicate = a redelivery)",
+                              ["kind", "outcome"], registry=registry)
 
     def heartbeat(self) -> None:
         self._heartbeats.inc()
 
     def registration(self) -> None:
         self._registrations.inc()
+
+    def results(self, ack: ResultsAck) -> None:
+        for kind, accepted, duplicate in (("result", ack.results_accepted, ack.results_duplicate),
+                                          ("sketch", ack.sketches_accepted, ack.sketches_duplicate)):
+            self._items.labels(kind, "accepted").inc(accepted)
+            self._items.labels(kind, "duplicate").inc(duplicate)
 
 
 class FleetCollector(Collector):

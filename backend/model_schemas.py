@@ -39,6 +39,9 @@ class CreateVersion(_Wire):
     golden_output_filename: str | None = None
     golden_rtol: Annotated[float, Field(ge=0, le=1)] = 1e-3
     golden_atol: Annotated[float, Field(ge=0)] = 1e-5
+    reference_upload: UploadId | None = Field(default=None, description="drift reference (.npz, one array per "
+                                                                        "input name, rows = samples)")
+    reference_filename: str | None = None
 
 
 class VersionRecord(_Wire):

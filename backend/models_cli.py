@@ -46,6 +46,9 @@ def push(
                                              help="Health-gate input (.npy, or .npz by input name)."),
     golden_output: Path | None = typer.Option(None, "--golden-output", exists=True, dir_okay=False,
                                               help="Expected output for --golden-input (.npy or .npz)."),
+    reference: Path | None = typer.Option(None, "--reference", exists=True, dir_okay=False,
+                                          help="Drift reference: .npz with one array per input name (rows = "
+                                               "samples); default: the first rows the fleet reports."),
     golden_rtol: float = typer.Option(1e-3, help="Relative tolerance of the golden check."),
     golden_atol: float = typer.Option(1e-5, help="Absolute tolerance of the golden check."),
     backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False,
@@ -56,14 +59,16 @@ def push(
     with _client(backend_url, token) as client:
         artifact = _upload(client, file, quiet=as_json)
         golden = {kind: _upload(client, path, quiet=True) if path else None
-                  for kind, path in (("input", golden_input), ("output", golden_output))}
+                  for kind, path in (("input", golden_input), ("output", golden_output), ("reference", reference))}
         request = CreateVersion(
             artifact_upload=artifact.upload_id, filename=file.name, framework=framework,  # type: ignore[arg-type]
             tag=tag, golden_input_upload=golden["input"].upload_id if golden["input"] else None,
             golden_output_upload=golden["output"].upload_id if golden["output"] else None,
             golden_input_filename=golden_input.name if golden_input else None,
             golden_output_filename=golden_output.name if golden_output else None,
-            golden_rtol=golden_rtol, golden_atol=golden_atol)
+            golden_rtol=golden_rtol, golden_atol=golden_atol,
+            reference_upload=golden["reference"].upload_id if golden["reference"] else None,
+            reference_filename=reference.name if reference else None)
         record = client.create_version(name, request)
     if as_json:
         typer.echo(record.model_dump_json(indent=2))

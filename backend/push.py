@@ -18,6 +18,7 @@ from jetfleet.golden import GOLDEN_SUFFIXES, GoldenError, bind, load_tensors
 from jetfleet.manifest import FRAMEWORKS, BlobRef, Framework, GoldenCheck
 
 MAX_GOLDEN_BYTES = 64 << 20
+MAX_REFERENCE_BYTES = 1 << 30
 
 
 def artifact_suffix(filename: str) -> str:
@@ -91,3 +92,32 @@ def _golden_name(filename: str | None, field: str) -> str:
         raise InvalidField(field, f"{name!r}: golden files are numpy .npy or .npz files")
     return name
 
+
+
+def reference_arrays(store: ArtifactStore, request: CreateVersion, signature: dict[str, Any] | None) -> dict[str, Any]:
+    """The drift reference's arrays by input name (rows = samples, last dimension = features), checked against
+    the model's inputs where the format records them."""
+    if request.reference_upload is None:
+        return {}
+    upload, path = store.upload(request.reference_upload, "reference_upload")
+    name = Path(request.reference_filename or "reference.npz").name
+    if upload.size_bytes > MAX_REFERENCE_BYTES:
+        raise InvalidField("reference", f"{upload.size_bytes} bytes is over the {MAX_REFERENCE_BYTES} byte limit")
+    if not name.lower().endswith((".npz", ".npy")):
+        raise InvalidField("reference", f"{name!r}: a reference is a numpy .npz file (one array per input name)")
+    try:
+        arrays = bind(load_tensors(path.read_bytes(), name),
+                      [spec["name"] for spec in signature["inputs"]] if signature else None, "input")
+    except GoldenError as exc:
+        raise InvalidField("reference", str(exc)) from exc
+    arrays = {tensor or "input": array for tensor, array in arrays.items()}  # a .npy for an unknown signature
+    specs = {spec["name"]: spec for spec in signature["inputs"]} if signature else {}
+    for tensor, array in arrays.items():
+        if array.dtype.kind not in "biuf" or array.size == 0:
+            raise InvalidField("reference", f"array {tensor!r}: needs numeric rows, got {array.dtype} "
+                                            f"{list(array.shape)}")
+        width = specs.get(tensor, {}).get("shape", [])[-1:] or [-1]
+        if array.ndim >= 2 and width[0] > 0 and array.shape[-1] != width[0]:
+            raise InvalidField("reference", f"array {tensor!r} has {array.shape[-1]} features per row, the "
+                                            f"model's input has {width[0]}")
+    return arrays

@@ -25,6 +25,17 @@ class BackendSettings:
     previous_signing_key: Path | None = None  # set only while rotating keys (docs/ota.md)
     manifest_ttl: float = 86400.0  # seconds a signed manifest stays valid; re-signed at half-life
     max_upload_bytes: int = 64 * 1024**3
+    # Headless jobs and drift (docs/jobs-and-drift.md).
+    results_retention: float = 30 * 86400.0  # seconds raw results (and drift sketches) are kept
+    drift_interval: float = 60.0  # seconds between drift evaluations (metrics, state, webhook)
+    drift_window: float = 3600.0  # seconds per drift window (sketches bucketed by their window end)
+    drift_windows: int = 6  # recent windows looked at
+    drift_min_windows: int = 3  # a feature drifts when flagged in at least this many of them
+    drift_alpha: float = 0.01  # family-wise false-alarm rate per window (Bonferroni over the features)
+    drift_reference_rows: int = 1000  # without a pushed reference: the first N input rows become it
+    drift_min_window_rows: int = 20  # windows with fewer rows are not tested
+    drift_webhook: str | None = None  # retrain hook: POST a drift report on each state change
+    webhook_secret: str | None = None  # HMAC-SHA256 key of the X-Jetfleet-Signature header
 
     @property
     def signing_key_path(self) -> Path:
@@ -53,3 +64,18 @@ class BackendSettings:
             raise ConfigError("must be at least 1", key="offline_after_missed")
         if self.manifest_ttl < MIN_MANIFEST_TTL:
             raise ConfigError(f"must be at least {MIN_MANIFEST_TTL:g} seconds", key="manifest_ttl")
+        self._check_drift()
+
+    def _check_drift(self) -> None:
+        for key in ("results_retention", "drift_interval", "drift_window"):
+            if not getattr(self, key) > 0:
+                raise ConfigError("must be longer than zero", key=key)
+        if not 1 <= self.drift_min_windows <= self.drift_windows:
+            raise ConfigError(f"must be between 1 and drift_windows ({self.drift_windows})", key="drift_min_windows")
+        if not 0 < self.drift_alpha < 1:
+            raise ConfigError("must be between 0 and 1", key="drift_alpha")
+        for key in ("drift_reference_rows", "drift_min_window_rows"):
+            if getattr(self, key) < 1:
+                raise ConfigError("must be at least 1", key=key)
+        if self.drift_webhook is not None and not self.drift_webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"{self.drift_webhook!r} is not an http(s) URL", key="drift_webhook")

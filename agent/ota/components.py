@@ -9,6 +9,7 @@ import psutil
 
 from jetfleet.agent.config import AgentConfig
 from jetfleet.agent.ota.executor import ExecutorSettings
+from jetfleet.agent.ota.observed import Route
 from jetfleet.agent.ota.router import DirectRouter, NodeRouter, RouteTable
 from jetfleet.agent.ota.runtime.base import ModelRuntime
 from jetfleet.agent.ota.runtime.docker import DockerRuntime
@@ -33,6 +34,19 @@ def make_runtime(config: AgentConfig, hardware: HardwareInfo, ota_dir: Path) -> 
 def upstream_host(config: AgentConfig) -> str:
     """Where the agent and the router reach model servers."""
     return "127.0.0.1" if config.model_bind_host in ("0.0.0.0", "") else config.model_bind_host
+
+
+def local_endpoint(config: AgentConfig, route: Route) -> str:
+    """The model endpoint as the agent itself reaches it (loopback for a wildcard listener)."""
+    if config.model_router == "none":
+        return f"http://{_url_host(upstream_host(config))}:{route.port}"
+    host = config.model_router_host
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    return f"http://{_url_host(host)}:{config.model_router_port}"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def make_router(config: AgentConfig, ota_dir: Path) -> NodeRouter:

@@ -20,7 +20,7 @@ from itertools import groupby
 from jetfleet.agent.config import AgentConfig
 from jetfleet.agent.http import local_client
 from jetfleet.agent.ota import states
-from jetfleet.agent.ota.components import executor_settings, make_router, make_runtime
+from jetfleet.agent.ota.components import executor_settings, local_endpoint, make_router, make_runtime
 from jetfleet.agent.ota.download import Downloads
 from jetfleet.agent.ota.executor import Executor
 from jetfleet.agent.ota.install import ModelStore
@@ -29,6 +29,7 @@ from jetfleet.agent.ota.plan import PlanContext, plan
 from jetfleet.agent.ota.records import RecordStore
 from jetfleet.agent.ota.trust import CLOCK_SKEW, ManifestGate, TrustStore
 from jetfleet.errors import JetfleetError
+from jetfleet.jobs import DesiredJob
 from jetfleet.manifest import DesiredModel, ManifestError, ManifestPayload
 from jetfleet.protocol import HardwareInfo, HeartbeatResponse, ModelStatus, RegisterResponse
 
@@ -57,6 +58,7 @@ class OtaService:
         self._tasks: dict[str, tuple[asyncio.Task[None], DesiredModel | None]] = {}
         self._wake: asyncio.Event | None = None
         self._last_error: str | None = None
+        self.on_desired: Callable[[], None] = lambda: None  # e.g. wakes the jobs loop
 
     # -- heartbeat hooks -------------------------------------------------------------------------------
     def on_registered(self, response: RegisterResponse) -> None:
@@ -80,6 +82,7 @@ class OtaService:
         self._desired = payload
         if self._wake is not None:
             self._wake.set()
+        self.on_desired()
 
     def _refuse(self, code: str, message: str, announced: dict[str, int]) -> None:
         if self._refusal is None or self._refusal[0] != code:
@@ -118,6 +121,23 @@ class OtaService:
         if self._desired is None or self._desired.expires_at + CLOCK_SKEW < _now():
             return None
         return self._desired.models
+
+    # -- what headless jobs need ---------------------------------------------------------------------------
+    def desired_jobs(self) -> tuple[DesiredJob, ...] | None:
+        """The jobs of the last accepted manifest, None before one was accepted (kept after it expires: a device
+        off the network keeps running its jobs; the manifest's models stay as they are too)."""
+        return self._desired.jobs if self._desired is not None else None
+
+    def desired_model(self, name: str) -> DesiredModel | None:
+        return next((m for m in self._desired.models if m.name == name), None) if self._desired else None
+
+    def serving_endpoint(self, name: str) -> tuple[int, str] | None:
+        """(version, base URL as this host reaches it) of the model's node endpoint, while it serves."""
+        serving = self._observed.serving_instance(name)
+        route = self._observed.routes.get(name)
+        if serving is None or route is None:
+            return None
+        return serving.version, local_endpoint(self.config, route)
 
     # -- the loop ------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import jetfleet.backend.jobs_models  # noqa: F401  (its tables join Base.metadata)
 from jetfleet.backend.models import Base
 
 connection = context.config.attributes.get("connection")

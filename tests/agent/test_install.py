@@ -22,7 +22,7 @@ def test_install_into_a_temporary_root(tmp_path: Path) -> None:
     root = tmp_path / "root"
     result = run_install(root, "--platform", "jetson")
     assert result.returncode == 0, result.stderr + result.stdout
-    assert "platform jetson, extras 'ota'" in result.stdout
+    assert "platform jetson, extras 'ota,jobs'" in result.stdout
     venv = root / "opt/jetson-client/venv"
     assert (venv / "bin/traefik").is_file()
     for module, present in (("numpy", True), ("docker", True), ("onnxruntime", False), ("fastapi", False)):

@@ -92,7 +92,7 @@ def reference(seed: int, x: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
 
 
 def test_default_install_deploys_serves_and_swaps_a_model(backend: BackendProcess, tmp_path: Path) -> None:
-    venv = install(tmp_path / "root")  # defaults, on this (non-Jetson) machine: ota,modelserver,nvml
+    venv = install(tmp_path / "root")  # defaults, on this (non-Jetson) machine: ota,modelserver,nvml,jobs
     outside = tmp_path / "outside"
     outside.mkdir()
     assert imports(venv, "jetfleet.agent", outside).returncode == 0

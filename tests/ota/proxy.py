@@ -3,12 +3,16 @@
 It forwards every request unchanged unless told otherwise: ``rewrite_heartbeat`` edits heartbeat
 answers (tampering, replaying or expiring manifests), ``artifact_rate`` throttles artifact downloads
 (bytes/s) so an agent can be killed mid-download, and every artifact request is logged with its
-``Range`` header and the bytes actually sent.
+``Range`` header and the bytes actually sent. For results uploads: ``results_status`` answers them
+itself (e.g. 503: the control plane "down" for results only), ``refuse_results_with`` answers 422 to
+uploads that contain a given text (one bad item), and ``hold_results`` forwards them but
+withholds the answer (the control plane stored the batch; the acknowledgement never arrives).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -43,6 +47,11 @@ class BackendProxy:
         self.artifact_rate: float | None = None
         self.artifacts: list[ArtifactRequest] = []
         self.heartbeats: list[dict[str, Any]] = []  # the answers as the backend gave them
+        self.results_status: int | None = None
+        self.hold_results = False
+        self.refuse_results_with: str | None = None  # answer 422 to a results upload whose body contains this
+        self.results_forwarded: list[int] = []  # status codes of results uploads the control plane answered
+        self.heartbeat_requests: list[dict[str, Any]] = []  # the last 50 heartbeat bodies the agents sent
         self._client: httpx.AsyncClient | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -57,8 +66,18 @@ class BackendProxy:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         heartbeat = path.endswith("/heartbeat")
+        results = request.method == "POST" and path.endswith("/results")
+        if results and self.results_status is not None:
+            return Response(b'{"detail": "injected"}', status_code=self.results_status)
+        if results and self.refuse_results_with is not None:
+            raw = await request.body()
+            text = (gzip.decompress(raw) if request.headers.get("content-encoding") == "gzip" else raw).decode()
+            if self.refuse_results_with in text:
+                return Response(b'{"detail": "injected: refused item"}', status_code=422)
         if heartbeat and self.rewrite_heartbeat is not None:
             headers.pop("if-none-match", None)
+        if heartbeat:
+            self.heartbeat_requests = [*self.heartbeat_requests[-49:], json.loads(await request.body())]
         upstream = self._client.build_request(request.method, path, headers=headers, content=await request.body())
         answer = await self._client.send(upstream, stream=True)
         out_headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS}
@@ -68,6 +87,12 @@ class BackendProxy:
             return StreamingResponse(self._relay(answer, record), status_code=answer.status_code, headers=out_headers)
         body = await answer.aread()
         await answer.aclose()
+        if results:
+            self.results_forwarded.append(answer.status_code)
+            for _ in range(1200):  # at most 2 minutes
+                if not self.hold_results:
+                    break
+                await asyncio.sleep(0.1)
         if heartbeat and answer.status_code == 200:
             data = json.loads(body)
             self.heartbeats.append(data)
