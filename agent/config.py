@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jetfleet.errors import ConfigError
-from jetfleet.protocol import DEVICE_ID_PATTERN, ServiceEndpoint
+from jetfleet.protocol import DEVICE_ID_PATTERN, ServiceEndpoint, valid_labels
 
 DEFAULT_CONFIG_PATH = Path("/etc/jetson-client/config.json")
 ENV_PREFIX = "JETFLEET_"
 COMMENT_PREFIX = "//"  # keys like "// backend_url" document the file and are ignored
-JSON_KEYS = ("services", "model_port_range")  # environment values given as JSON
+JSON_KEYS = ("services", "model_port_range", "labels")  # environment values given as JSON
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -52,6 +52,7 @@ class AgentConfig(BaseModel):
     tegrastats_path: str | None = None
     request_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     services: tuple[ServiceEndpoint, ...] = ()
+    labels: dict[str, str] = Field(default_factory=dict)  # key=value for --selector (docs/rollouts.md)
     # OTA models (docs/ota.md).
     manifest_public_key: str | None = None
     executor: Literal["auto", "docker", "process"] = "auto"
@@ -75,6 +76,19 @@ class AgentConfig(BaseModel):
     ota_health_timeout: Annotated[float, Field(gt=0)] = 60.0
     ota_switch_timeout: Annotated[float, Field(gt=0)] = 30.0
     ota_drain_seconds: Annotated[float, Field(ge=0, le=600)] = 2.0
+    ota_metrics_window_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    # Update locks (docs/rollouts.md): while a process holds flock on this file, swaps wait.
+    update_lock_path: Path | None = None  # None: <state_dir>/update.lock
+    update_lock_max_seconds: Annotated[float, Field(gt=0)] = 600.0
+
+    @property
+    def update_lock_file(self) -> Path:
+        return self.update_lock_path or self.state_dir / "update.lock"
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return valid_labels(value)
 
     @field_validator("model_port_range")
     @classmethod

@@ -15,11 +15,12 @@ from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 import jetfleet
-from jetfleet.backend import api_devices, api_gateway, api_models, api_monitoring
+from jetfleet.backend import api_devices, api_gateway, api_models, api_monitoring, api_rollouts
 from jetfleet.backend.artifacts import ArtifactStore
 from jetfleet.backend.desired_state import DesiredState
 from jetfleet.backend.ingest import HeartbeatIngest
 from jetfleet.backend.metrics import BackendCounters, FleetCollector
+from jetfleet.backend.rollouts import RolloutEngine
 from jetfleet.backend.settings import BackendSettings
 from jetfleet.backend.signing import Signer
 from jetfleet.errors import AuthError, ConflictError, JetfleetError, NotFoundError, PermanentError
@@ -40,6 +41,7 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     sessions = sessionmaker(engine, expire_on_commit=False)
     ingest = HeartbeatIngest(sessions, settings)
     desired = DesiredState(settings, sessions, signer)
+    rollout_engine = RolloutEngine(sessions, desired, interval=settings.rollout_interval, before_read=ingest.flush)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -48,9 +50,11 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
         await run_in_threadpool(desired.preload)
         log.info("loaded %d devices' tokens and desired state in %.2f s", devices, time.perf_counter() - began)
         ingest.start()
+        rollout_engine.start()
         try:
             yield
         finally:
+            rollout_engine.stop()
             ingest.stop()  # writes the last pending heartbeats
 
     app = FastAPI(title="jetfleet control plane", version=jetfleet.__version__, lifespan=lifespan,
@@ -61,6 +65,7 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     app.state.sessions = sessions
     app.state.ingest = ingest
     app.state.desired = desired
+    app.state.rollouts = rollout_engine
     app.state.artifacts = ArtifactStore(settings.artifacts_dir, settings.uploads_dir, settings.max_upload_bytes)
     app.state.counters = BackendCounters(registry)
     app.state.manifest_public_key = signer.current.public_b64 if signer else None
@@ -78,6 +83,8 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     app.include_router(api_models.router)
     app.include_router(api_monitoring.router)
     app.include_router(api_gateway.router)
+    app.include_router(api_rollouts.router)
+    app.include_router(api_rollouts.labels_router)
     app.add_exception_handler(JetfleetError, _jetfleet_error)
     return app
 

@@ -42,6 +42,7 @@ def serve(
         None, "--previous-signing-key", help="While rotating keys: the old key, still used for devices that do "
         "not trust the new one yet (docs/ota.md)."),
     manifest_ttl: float = typer.Option(86400.0, help="Seconds a signed manifest stays valid (re-signed at half)."),
+    rollout_interval: float = typer.Option(1.0, help="Seconds between two passes of the rollout loop."),
 ) -> None:
     """Run the control plane (migrates the database first; creates the signing key when absent)."""
     import uvicorn
@@ -53,7 +54,7 @@ def serve(
     settings = BackendSettings(database_url=database_url, admin_token=admin_token,
                                provisioning_key=provisioning_key, heartbeat_interval=heartbeat_interval,
                                data_dir=data_dir, signing_key=signing_key, previous_signing_key=previous_signing_key,
-                               manifest_ttl=manifest_ttl)
+                               manifest_ttl=manifest_ttl, rollout_interval=rollout_interval)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signer = _signer(settings)
     engine = create_db_engine(settings.database_url)
@@ -104,8 +105,9 @@ def keygen(path: Path = typer.Argument(..., help="Where to write the new key (re
 
 
 def register(app: typer.Typer) -> None:
-    from jetfleet.backend import fleet_cli, models_cli
+    from jetfleet.backend import fleet_cli, models_cli, rollouts_cli
 
     app.add_typer(backend_app, name="backend")
     app.add_typer(fleet_cli.fleet_app, name="fleet")
     app.add_typer(models_cli.models_app, name="models")
+    app.add_typer(rollouts_cli.rollouts_app, name="rollouts")

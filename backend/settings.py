@@ -25,6 +25,7 @@ class BackendSettings:
     previous_signing_key: Path | None = None  # set only while rotating keys (docs/ota.md)
     manifest_ttl: float = 86400.0  # seconds a signed manifest stays valid; re-signed at half-life
     max_upload_bytes: int = 64 * 1024**3
+    rollout_interval: float = 1.0  # seconds between two passes of the rollout loop
 
     @property
     def signing_key_path(self) -> Path:
@@ -51,5 +52,7 @@ class BackendSettings:
             raise ConfigError("must be between 0 and 3600 seconds", key="heartbeat_interval")
         if self.offline_after_missed < 1:
             raise ConfigError("must be at least 1", key="offline_after_missed")
+        if not 0 < self.rollout_interval <= 60:
+            raise ConfigError("must be above 0 and at most 60 seconds", key="rollout_interval")
         if self.manifest_ttl < MIN_MANIFEST_TTL:
             raise ConfigError(f"must be at least {MIN_MANIFEST_TTL:g} seconds", key="manifest_ttl")
