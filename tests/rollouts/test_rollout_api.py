@@ -36,6 +36,9 @@ class Fleet:
         self.tokens = {d: register(backend, d)[0] for d in self.ids}
         self.serving: dict[str, dict[str, Any]] = {}
 
+    def device_args(self) -> list[str]:
+        return [arg for d in self.ids for arg in ("--device", d)]
+
     def report(self, device: str, **entry: Any) -> None:
         self.serving[device] = {"name": self.model, **entry}
 
@@ -77,7 +80,7 @@ def test_waves_halt_abort_and_restart(backend: BackendProcess, tmp_path: Path) -
     for seed in (1, 2, 3):
         push(backend, model, dense_model(tmp_path / f"v{seed}.onnx", seed=seed), tag="prod" if seed == 1 else None)
     fleet = Fleet(backend, model, 4)
-    assert cli(backend, "models", "deploy", f"{model}:prod", *sum((["--device", d] for d in fleet.ids), [])).returncode == 0
+    assert cli(backend, "models", "deploy", f"{model}:prod", *fleet.device_args()).returncode == 0
     for device in fleet.ids:
         fleet.report(device, serving_version=1, target_version=1, state="committed")
     assert set(fleet.beat_all().values()) == {None}
@@ -127,7 +130,7 @@ def test_a_broken_gate_halts_and_a_lock_defers(backend: BackendProcess, tmp_path
     for seed in (1, 2):
         push(backend, model, dense_model(tmp_path / f"v{seed}.onnx", seed=seed), tag="prod" if seed == 1 else None)
     fleet = Fleet(backend, model, 3)
-    assert cli(backend, "models", "deploy", f"{model}:prod", *sum((["--device", d] for d in fleet.ids), [])).returncode == 0
+    assert cli(backend, "models", "deploy", f"{model}:prod", *fleet.device_args()).returncode == 0
     for device in fleet.ids:
         fleet.report(device, serving_version=1, target_version=1, state="committed")
     rollout_id = start(backend, model, 2, "--rollout", "2,100%", "--soak", "30s", "--gate", "error_ratio<0.01")
