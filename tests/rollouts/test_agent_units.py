@@ -42,7 +42,7 @@ def test_the_lock_file_is_seen_held_only_while_another_process_holds_it(tmp_path
     path = tmp_path / "update.lock"
     assert not is_held(path)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], "
-                               "os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+                               "os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_SH); print('held', flush=True); "
                                "sys.stdin.read()", str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
     try:
@@ -51,8 +51,8 @@ def test_the_lock_file_is_seen_held_only_while_another_process_holds_it(tmp_path
     finally:
         holder.communicate("", timeout=10)
     assert not is_held(path)
-    with hold(path):
-        pass  # the same process: free again afterwards
+    with hold(path), hold(path):  # holders share the lock
+        assert is_held(path)
     assert not is_held(path)
 
 
@@ -88,3 +88,42 @@ def test_field_signals_over_the_window() -> None:
     assert stats.values("m", 1)["error_ratio"] == 0.1
     stats.keep_only(set())
     assert stats.values("m", 1) == {}
+
+
+def test_the_voice_service_holds_the_lock_while_a_robot_command_runs(tmp_path: Path) -> None:
+    import asyncio
+    from concurrent.futures import Future
+
+    from jetfleet.voice.grammar import Action
+    from jetfleet.voice.metrics import VoiceMetrics
+    from jetfleet.voice.pipeline import VoiceService
+    from jetfleet.voice.robot.base import RobotDriver, RobotResult
+    from jetfleet.voice.settings import RobotSettings, VoiceSettings
+    from jetfleet.voice.stt.loader import SttPlan
+
+    lock = tmp_path / "update.lock"
+    seen: list[bool] = []
+
+    class Observing(RobotDriver):
+        name = "observing"
+
+        @property
+        def connected(self) -> bool:
+            return True
+
+        def start(self) -> None: ...
+
+        def close(self) -> None: ...
+
+        def submit(self, action: Action) -> Future[RobotResult]:
+            seen.append(is_held(lock))
+            future: Future[RobotResult] = Future()
+            future.set_result(RobotResult(True, 0, "ok"))
+            return future
+
+    settings = VoiceSettings(node_name="n", robot=RobotSettings(kind="none", update_lock=lock))
+    plan = SttPlan(backend="faster-whisper", model_name="base", model_path=tmp_path, source="test", device="cpu",
+                   compute_type="int8", cpu_threads=1, workers=1)  # type: ignore[arg-type]
+    service = VoiceService(settings, plan, Observing(), VoiceMetrics())
+    result = asyncio.run(service._run_robot(next(iter(Action))))
+    assert result.executed and seen == [True] and not is_held(lock)
