@@ -158,6 +158,7 @@ class LocalBackend:
 
     def __init__(self, argv: list[str], url: str) -> None:
         self.argv, self.url = argv, url
+        self.admin_token = ""
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -197,15 +198,18 @@ class LocalBackend:
 
 
 @contextmanager
-def local_backend(database_url: str | None = None) -> Iterator[tuple[str, LocalBackend]]:
+def local_backend(database_url: str | None = None, extra_args: tuple[str, ...] = ()
+                  ) -> Iterator[tuple[str, LocalBackend]]:
     """A control plane subprocess on a free loopback port (fresh SQLite unless ``database_url``)."""
     with tempfile.TemporaryDirectory(prefix="jetfleet-bench-") as tmp:
         url_db = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         port = free_port()
+        token = secrets.token_urlsafe(16)
         argv = [sys.executable, "-m", "jetfleet", "backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-                "--database-url", url_db, "--admin-token", secrets.token_urlsafe(16), "--log-level", "warning",
-                "--data-dir", str(Path(tmp) / "data")]
+                "--database-url", url_db, "--admin-token", token, "--log-level", "warning",
+                "--data-dir", str(Path(tmp) / "data"), *extra_args]
         server = LocalBackend(argv, f"http://127.0.0.1:{port}")
+        server.admin_token = token
         try:
             server.start()
             yield server.url, server
