@@ -163,16 +163,23 @@ def desired_models(session: Session, device_id: str) -> list[DesiredModel]:
     return [desired_model(version, deployment.tag, deployment.generation) for deployment, version in rows]
 
 
-def all_desired(session: Session, now: datetime) -> dict[str, tuple[int, list[DesiredModel]]]:
+def all_desired(session: Session, now: datetime,
+                device_ids: list[str] | None = None) -> dict[str, tuple[int, list[DesiredModel]]]:
     """Every device's (serial, desired models) in three queries: the bulk form of :func:`serial_of` and
-    :func:`desired_models`."""
+    :func:`desired_models` (only ``device_ids`` when given)."""
     default_serial = _time_serial(now)
+    devices, serials, desired = select(Device.device_id), select(ManifestSerial.device_id, ManifestSerial.serial), \
+        _DESIRED
+    if device_ids is not None:
+        devices = devices.where(Device.device_id.in_(device_ids))
+        serials = serials.where(ManifestSerial.device_id.in_(device_ids))
+        desired = desired.where(Deployment.device_id.in_(device_ids))
     result: dict[str, tuple[int, list[DesiredModel]]] = {
-        device_id: (default_serial, []) for device_id in session.scalars(select(Device.device_id))}
-    for device_id, serial in session.execute(select(ManifestSerial.device_id, ManifestSerial.serial)):
+        device_id: (default_serial, []) for device_id in session.scalars(devices)}
+    for device_id, serial in session.execute(serials):
         if device_id in result:
             result[device_id] = (int(serial), [])
-    for deployment, version in session.execute(_DESIRED.order_by(Deployment.device_id, Deployment.name)):
+    for deployment, version in session.execute(desired.order_by(Deployment.device_id, Deployment.name)):
         if deployment.device_id in result:
             result[deployment.device_id][1].append(desired_model(version, deployment.tag, deployment.generation))
     return result

@@ -154,6 +154,7 @@ class RolloutEngine:
                     changed += save(session, row, after, now)
         if changed:
             self._desired.invalidate(changed)
+            self._desired.preload(changed)  # one bulk read instead of one per device's next heartbeat
         return looked
 
     def act(self, rollout_id: int, action: Callable[[Rollout, datetime], Rollout]) -> Rollout:
