@@ -97,12 +97,12 @@ _action("abort", "Send every device of the rollout back to the version it served
 
 def start_rollout(client: AdminClient, *, name: str, tag: str, version: int, waves: str, max_failures: str,
                   soak: str, gates: list[str]) -> dict[str, Any]:
-    from jetfleet.backend.rollout_spec import parse_duration
-    from jetfleet.errors import ConfigError
+    from jetfleet.backend.rollout_spec import parse_duration, parse_gate, parse_max_failures, parse_waves
 
-    try:
-        soak_seconds = parse_duration(soak)
-    except ValueError as exc:
-        raise ConfigError(str(exc), key="--soak") from exc
+    parse_waves(waves, field="--rollout")  # bad input fails here, naming the option, before any request
+    parse_max_failures(max_failures, field="--max-failures")
+    for gate in gates:
+        parse_gate(gate, field="--gate")
+    soak_seconds = parse_duration(soak, field="--soak")
     return client.start_rollout({"model": name, "tag": tag, "version": version, "waves": waves,
                                  "max_failures": max_failures, "soak_seconds": soak_seconds, "gates": gates})
