@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,17 @@ import pytest
 from tests.backend.registry_helpers import dense_model, heartbeat, push, register
 from tests.conftest import unique_id
 from tests.support.backend import BackendProcess, backend_server
+from tests.support.postgres import create_database
 from tests.support.processes import jetfleet_cmd, subprocess_env, wait_until
 
 
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess]:
-    with backend_server(tmp_path_factory.mktemp("rollout-backend"), extra_args=["--rollout-interval", "0.1"]) as b:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess]:
+    url = None
+    if request.param == "postgres":
+        url = create_database(request.getfixturevalue("postgres"), f"jf_{uuid.uuid4().hex[:8]}")
+    with backend_server(tmp_path_factory.mktemp(f"rollout-{request.param}"), url,
+                        extra_args=["--rollout-interval", "0.1"]) as b:
         yield b
 
 
