@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -29,6 +29,7 @@ from jetfleet.backend.rollout_spec import GATE_METRICS, parse_gate, parse_max_fa
 from jetfleet.errors import ConflictError, NotFoundError
 
 log = logging.getLogger("jetfleet.backend.rollouts")
+REVERT_TRACKING = timedelta(days=1)  # an aborted rollout follows its devices' way back this long after a change
 
 
 def active_rollout(session: Session, name: str, tag: str) -> RolloutRow | None:
@@ -139,7 +140,9 @@ class RolloutEngine:
         now = datetime.now(timezone.utc)
         changed: list[str] = []
         with self.lock, self._sessions.begin() as session:
-            rows = list(session.scalars(select(RolloutRow).where(RolloutRow.state != "completed")))
+            rows = list(session.scalars(select(RolloutRow).where(
+                RolloutRow.state.in_(ACTIVE) | ((RolloutRow.state == "aborted") &
+                                                (RolloutRow.updated_at > now - REVERT_TRACKING)))))
             looked = 0
             for row in rows:
                 current = Rollout.model_validate(row.doc)
