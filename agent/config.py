@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jetfleet.errors import ConfigError
+from jetfleet.files import read_config_text
 from jetfleet.protocol import DEVICE_ID_PATTERN, ServiceEndpoint, valid_labels
 
 DEFAULT_CONFIG_PATH = Path("/etc/jetson-client/config.json")
@@ -137,12 +138,7 @@ def config_keys() -> list[str]:
 
 
 def _read_json_object(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError("config file not found", source=str(path)) from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file: {exc.strerror}", source=str(path)) from exc
+    text = read_config_text(path, "config file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -14,7 +12,7 @@ from typing import Any
 import httpx
 import psutil
 
-from jetfleet.bench.loopback import free_port
+from jetfleet.bench.procs import ManagedProcess, free_port, jetfleet_argv, wait_until
 from jetfleet.errors import PermanentError
 
 
@@ -48,16 +46,14 @@ def measure(*, interval: float, duration: float, host_root: Path) -> AgentFootpr
 
     with local_backend() as (url, _backend), tempfile.TemporaryDirectory(prefix="jetfleet-agent-bench-") as tmp:
         config = _write_config(Path(tmp), url, interval, host_root)
-        agent = subprocess.Popen([sys.executable, "-m", "jetfleet", "agent", "run", "--config", str(config)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        agent = ManagedProcess(jetfleet_argv("agent", "run", "--config", str(config)), Path(tmp) / "stdout.log")
         try:
             process = psutil.Process(agent.pid)
             metrics_url = f"http://127.0.0.1:{json.loads(config.read_text())['metrics_port']}/metrics"
             _wait_first_heartbeat(metrics_url, agent)
             return _sample(process, metrics_url, interval, duration, host_root)
         finally:
-            agent.terminate()
-            agent.wait(10)
+            agent.stop()
 
 
 def _write_config(tmp: Path, url: str, interval: float, host_root: Path) -> Path:
@@ -78,18 +74,13 @@ def _heartbeats(metrics_url: str) -> int:
     return 0
 
 
-def _wait_first_heartbeat(metrics_url: str, agent: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if agent.poll() is not None:
+def _wait_first_heartbeat(metrics_url: str, agent: ManagedProcess) -> None:
+    def first_heartbeat() -> bool:
+        if not agent.alive():
             raise PermanentError(f"the agent exited with {agent.returncode}")
-        try:
-            if _heartbeats(metrics_url) >= 1:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise PermanentError("the agent sent no heartbeat within 60 s")
+        return _heartbeats(metrics_url) >= 1
+
+    wait_until(first_heartbeat, 60, interval=0.2, what="the agent's first heartbeat")
 
 
 def _sample(process: psutil.Process, metrics_url: str, interval: float, duration: float,

@@ -11,8 +11,6 @@ import asyncio
 import json
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from jetfleet.bench.loopback import free_port, wait_http_ok
+from jetfleet.bench.procs import ManagedProcess, free_port, jetfleet_argv
 from jetfleet.errors import PermanentError
 
 SAMPLE_METRICS = {
@@ -156,27 +154,19 @@ def _backend(database_url: str | None, backend_url: str | None) -> Iterator[tupl
 class LocalBackend:
     """A control plane subprocess on a fixed loopback port; :meth:`restart` keeps its database."""
 
-    def __init__(self, argv: list[str], url: str) -> None:
-        self.argv, self.url = argv, url
+    def __init__(self, argv: list[str], url: str, log_path: Path) -> None:
+        self.argv, self.url, self.log_path = argv, url, log_path
         self.admin_token = ""
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: ManagedProcess | None = None
 
     def start(self) -> None:
-        proc = self._proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_http_ok(self.url + "/health", proc, timeout=120, what="the backend",
-                     exit_detail=lambda: ": " + proc.stderr.read().decode(errors="replace")[-2000:]
-                     if proc.stderr else "")
+        self._proc = ManagedProcess(self.argv, self.log_path)
+        self._proc.wait_http(self.url + "/health", timeout=120)
 
     def stop(self) -> None:
-        if self._proc is None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(5)
-        self._proc = None
+        if self._proc is not None:
+            self._proc.stop()
+            self._proc = None
 
     def restart(self) -> float:
         """Stop and start again; returns the seconds from the new start to a healthy answer."""
@@ -205,10 +195,10 @@ def local_backend(database_url: str | None = None, extra_args: tuple[str, ...] =
         url_db = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         port = free_port()
         token = secrets.token_urlsafe(16)
-        argv = [sys.executable, "-m", "jetfleet", "backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-                "--database-url", url_db, "--admin-token", token, "--log-level", "warning",
-                "--data-dir", str(Path(tmp) / "data"), *extra_args]
-        server = LocalBackend(argv, f"http://127.0.0.1:{port}")
+        argv = jetfleet_argv("backend", "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", url_db,
+                             "--admin-token", token, "--log-level", "warning",
+                             "--data-dir", str(Path(tmp) / "data"), *extra_args)
+        server = LocalBackend(argv, f"http://127.0.0.1:{port}", Path(tmp) / "backend.log")
         server.admin_token = token
         try:
             server.start()

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,9 @@ import httpx
 from rich.console import Console
 
 from jetfleet.bench import demo_ota
-from jetfleet.bench.loopback import free_port
+from jetfleet.bench.fleet import LocalFleet, ota_agent_config
+from jetfleet.bench.procs import free_port, wait_until
+from jetfleet.errors import PermanentError
 
 ROOT = Path.cwd()  # scripts/demo.sh runs from the checkout
 
@@ -29,104 +30,43 @@ ADMIN_TOKEN = "demo-admin-token"
 console = Console()
 
 
-class Fleet:
-    """The processes of the demo; all stopped by PID in ``stop_all``."""
-
-    def __init__(self) -> None:
-        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.backend_url = ""
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = open(WORK / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "jetfleet", *args], stdout=log, stderr=subprocess.STDOUT,
-                                cwd=WORK, env=env, start_new_session=True)
-        self.processes.append((name, proc))
-        console.print(f"  started [bold]{name}[/] (pid {proc.pid}), log: .demo/{name}.log")
-        return proc
-
-    def kill(self, name: str) -> None:
-        """SIGKILL: a crash, not a clean stop."""
-        for proc_name, proc in self.processes:
-            if proc_name == name and proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-
-    def stop_all(self) -> None:
-        for _name, proc in reversed(self.processes):
-            if proc.poll() is None:
-                proc.terminate()
-        for name, proc in reversed(self.processes):
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-            code = proc.returncode
-            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
-            console.print(f"  stopped {name} ({how})")
-
-    def cli(self, *args: str, check: bool = True) -> str:
-        env = {**os.environ, "JETFLEET_BACKEND_URL": self.backend_url,
-               "JETFLEET_TOKEN": ADMIN_TOKEN, "COLUMNS": "160"}
-        result = subprocess.run([sys.executable, "-m", "jetfleet", *args], capture_output=True, text=True, env=env,
-                                cwd=WORK, timeout=300)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"jetfleet {' '.join(args)} failed:\n{result.stderr}")
-        return result.stdout
-
-
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (httpx.HTTPError, RuntimeError, ValueError):
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+    wait_until(check, timeout, interval=0.3, what=what)
 
 
-def start_backend(fleet: Fleet) -> None:
+def start_backend(fleet: LocalFleet) -> None:
     console.rule("1. control plane (SQLite, embedded default)")
-    port = free_port()
-    fleet.backend_url = f"http://127.0.0.1:{port}"
-    fleet.start("backend", "backend", "serve", "--port", str(port), "--database-url",
-                f"sqlite:///{WORK / 'backend.db'}", "--admin-token", ADMIN_TOKEN, "--data-dir", str(WORK / "data"))
-    wait_for("the control plane", lambda: httpx.get(fleet.backend_url + "/health").status_code == 200)
+    process = fleet.start_backend()
+    console.print(f"  started [bold]backend[/] (pid {process.pid}), log: {process.log_path}")
     console.print(f"  {fleet.backend_url}/health -> {httpx.get(fleet.backend_url + '/health').json()}")
 
 
-def start_voice_servers(fleet: Fleet, names: list[str]) -> dict[str, str]:
+def start_voice_servers(fleet: LocalFleet, names: list[str]) -> dict[str, str]:
     """One voice server per node (robot 'none': a dry run), started early: loading Whisper takes a while."""
     urls = {}
     for name in names:
         port = free_port()
         urls[name] = f"http://127.0.0.1:{port}"
-        fleet.start(f"voice-{name}", "voice", "serve", "--robot", "none", "--host", "127.0.0.1", "--port",
-                    str(port), "--node-name", name, "--language", "nl-NL", "--cache-dir",
-                    str(ROOT / ".cache" / "voice-models"))
+        process = fleet.start(f"voice-{name}", "voice", "serve", "--robot", "none", "--host", "127.0.0.1",
+                              "--port", str(port), "--node-name", name, "--language", "nl-NL", "--cache-dir",
+                              str(ROOT / ".cache" / "voice-models"))
+        console.print(f"  started [bold]voice-{name}[/] (pid {process.pid}), log: {process.log_path}")
     return urls
 
 
-def start_agents(fleet: Fleet, names: list[str], voice_urls: dict[str, str]) -> dict[str, int]:
+def start_agents(fleet: LocalFleet, names: list[str], voice_urls: dict[str, str]) -> dict[str, int]:
     console.rule("2. two host agents (own state dirs), each with a voice server")
     metrics_ports = {}
     for name in names:
-        node_dir = WORK / name
-        (node_dir / "models").mkdir(parents=True, exist_ok=True)
         metrics_ports[name] = free_port()
-        config = {"backend_url": fleet.backend_url, "device_name": name, "device_id": name,
-                  "state_dir": str(node_dir / "state"), "log_file": str(node_dir / "agent.log"),
-                  "heartbeat_interval": 1, "metrics_port": metrics_ports[name], "metrics_host": "127.0.0.1",
-                  "services": [{"role": "voice", "url": voice_urls[name]}], **demo_ota.ota_agent_config(node_dir)}
-        (node_dir / "config.json").write_text(json.dumps(config, indent=2))
-        fleet.start(f"agent-{name}", "agent", "run", "--config", str(node_dir / "config.json"))
+        process = fleet.start_agent(name, metrics_port=metrics_ports[name], metrics_host="127.0.0.1",
+                                    services=[{"role": "voice", "url": voice_urls[name]}],
+                                    **ota_agent_config(WORK / name))
+        console.print(f"  started [bold]agent-{name}[/] (pid {process.pid}), log: {process.log_path}")
     return metrics_ports
 
 
-def show_fleet(fleet: Fleet, names: list[str]) -> None:
+def show_fleet(fleet: LocalFleet, names: list[str]) -> None:
     console.rule("3. jetfleet fleet status")
 
     def all_online() -> bool:
@@ -148,7 +88,7 @@ def show_exporter(metrics_port: int, name: str) -> None:
             sys.stdout.write(f"  {line}\n")
 
 
-def voice_commands(fleet: Fleet, voice_urls: dict[str, str]) -> None:
+def voice_commands(fleet: LocalFleet, voice_urls: dict[str, str]) -> None:
     console.rule("9. voice: Dutch commands to jetson-a's voice server (robot 'none': a dry run)")
     url = voice_urls["jetson-a"]
     wait_for("the voice servers to load Whisper", lambda: all(
@@ -161,7 +101,7 @@ def voice_commands(fleet: Fleet, voice_urls: dict[str, str]) -> None:
         console.print("  (espeak-ng and sox are not installed: skipping the spoken command)")
 
 
-def gateway_kill(fleet: Fleet, voice_urls: dict[str, str]) -> None:
+def gateway_kill(fleet: LocalFleet, voice_urls: dict[str, str]) -> None:
     console.rule("10. gateway: both voice nodes behind Traefik; one is killed mid-stream")
     from jetfleet.bench.gateway_demo import DemoNode, run_gateway_demo
 
@@ -176,7 +116,7 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     for stale in WORK.glob("*"):
         subprocess.run(["rm", "-rf", str(stale)], check=True)
-    fleet = Fleet()
+    fleet = LocalFleet(WORK, ADMIN_TOKEN)
     names = ["jetson-a", "jetson-b"]
     try:
         start_backend(fleet)
@@ -189,11 +129,13 @@ def main() -> int:
         gateway_kill(fleet, voice_urls)
         console.rule("[green]demo finished: stopping the fleet")
         return 0
-    except (RuntimeError, KeyboardInterrupt) as exc:
+    except (RuntimeError, KeyboardInterrupt, PermanentError) as exc:
         console.print(f"[red]demo failed: {exc}[/]")
         return 1
     finally:
-        fleet.stop_all()
+        for name, code in fleet.stop_all():
+            how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit {code}"
+            console.print(f"  stopped {name} ({how})")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ from typing import Any
 
 import httpx
 
+from jetfleet.bench.gateway_procs import Gateway, Node, wrk, wrk_available
 from jetfleet.bench.load import BackgroundStream, Request, closed_loop, failures, percentile, share_by_node
-from jetfleet.bench.procs import Gateway, Node, jetfleet_argv, wrk, wrk_available
+from jetfleet.bench.procs import jetfleet_argv
 from jetfleet.gateway.traefik_api import parse_metrics
 
 SECTIONS = ("overhead", "audio", "failover")

@@ -10,10 +10,6 @@ The gateway process is stopped by PID before it returns.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +21,8 @@ import yaml
 from rich.console import Console
 
 from jetfleet.bench.load import Outcome, Request, failures, open_loop, share_by_node
-from jetfleet.bench.loopback import free_port
+from jetfleet.bench.procs import ManagedProcess, free_port, jetfleet_argv, wait_until
+from jetfleet.errors import PermanentError
 
 
 @dataclass(frozen=True)
@@ -61,37 +58,25 @@ def run_gateway_demo(nodes: Sequence[DemoNode], kill: Callable[[str], None], wor
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "fleet.yml").write_text(yaml.safe_dump(fleet, sort_keys=False))
     gateway_url, api = f"http://127.0.0.1:{ports['port']}", f"http://127.0.0.1:{ports['api_port']}"
-    with open(workdir / "gateway.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "jetfleet", "gateway", "run", "--fleet",
-                                    str(workdir / "fleet.yml"), "--work-dir", str(workdir / "traefik")],
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = ManagedProcess(jetfleet_argv("gateway", "run", "--fleet", str(workdir / "fleet.yml"), "--work-dir",
+                                           str(workdir / "traefik")), workdir / "gateway.log")
     try:
         _wait_all_up(api, len(nodes), process)
         out.print(f"  gateway {gateway_url} (Traefik API {api}) balances {', '.join(n.name for n in nodes)}")
         victim = nodes[len(nodes) // 2]
         return _stream_and_kill(gateway_url, api, victim, kill, rate, count, out)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        process.stop(15)
 
 
-def _wait_all_up(api: str, expected: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the gateway exited with code {process.returncode}")
-        try:
-            status = httpx.get(f"{api}/api/http/services/voice@file", timeout=2).json().get("serverStatus") or {}
-            if len(status) == expected and all(s == "UP" for s in status.values()):
-                return
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the gateway did not see every voice node UP in time")
+def _wait_all_up(api: str, expected: int, process: ManagedProcess, timeout: float = 60.0) -> None:
+    def all_up() -> bool:
+        if not process.alive():
+            raise PermanentError(f"the gateway exited with code {process.returncode}:\n{process.output()[-2000:]}")
+        status = httpx.get(f"{api}/api/http/services/voice@file", timeout=2).json().get("serverStatus") or {}
+        return len(status) == expected and all(s == "UP" for s in status.values())
+
+    wait_until(all_up, timeout, interval=0.2, what="every voice node UP behind the gateway")
 
 
 def _stream_and_kill(gateway_url: str, api: str, victim: DemoNode, kill: Callable[[str], None], rate: float,

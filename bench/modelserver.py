@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from jetfleet.bench.loopback import free_port, wait_http_ok
+from jetfleet.bench.procs import ManagedProcess, free_port, jetfleet_argv
 from jetfleet.bench.testmodels import write_dense_onnx
 from jetfleet.errors import PermanentError
 from jetfleet.modelfiles.layout import make_metadata, version_dir, write_metadata
@@ -120,22 +118,17 @@ class _server:
     def __enter__(self) -> str:
 
         port = free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jetfleet", "serve-model", "--model-dir", str(self.model_dir), "--name", "bench",
-             "--version", "1", "--port", str(port), "--log-level", "warning"])
+        self.proc = ManagedProcess(jetfleet_argv("serve-model", "--model-dir", str(self.model_dir), "--name", "bench",
+                                                 "--version", "1", "--port", str(port), "--log-level", "warning"),
+                                   self.model_dir.parent / "server.log")
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_http_ok(f"{url}/v2/health/ready", self.proc, timeout=60, what="the model server")
+            self.proc.wait_http(f"{url}/v2/health/ready", timeout=60)
         except PermanentError:
             self.__exit__()
             raise
         return url
 
     def __exit__(self, *_: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        self.proc.stop()
 

@@ -7,109 +7,40 @@ Phase times come from the agent's own log lines (millisecond timestamps).
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from jetfleet.bench.loopback import answers_ok, free_port
+from jetfleet.bench.fleet import LocalFleet, ota_agent_config
+from jetfleet.bench.procs import ManagedProcess, wait_until
 from jetfleet.errors import PermanentError
 
 FEATURES, OUTPUTS = 256, 64
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 
-def _jetfleet(*args: str) -> list[str]:
-    return [sys.executable, "-m", "jetfleet", *args]
-
-
 def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise PermanentError(f"bench: timed out after {timeout:g}s waiting for {what}")
-
-
-class _Fleet:
-    """The processes of one bench run, all stopped by PID at the end."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.token = secrets.token_urlsafe(16)
-        self.backend_url = ""
-
-    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        with open(self.root / f"{name}.log", "ab") as log:
-            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.processes.append(process)
-        return process
-
-    def start_backend(self) -> None:
-        port = free_port()
-        self.backend_url = f"http://127.0.0.1:{port}"
-        self.spawn("backend", _jetfleet("backend", "serve", "--port", str(port), "--admin-token", self.token,
-                                        "--database-url", f"sqlite:///{self.root / 'backend.db'}",
-                                        "--data-dir", str(self.root / "data"), "--log-level", "warning"))
-        _wait(lambda: answers_ok(f"{self.backend_url}/health"), 60, "the control plane")
-
-    def start_agent(self, name: str) -> _Agent:
-        agent = _Agent(self.root / name, name, self.backend_url)
-        agent.write_config()
-        agent.process = self.spawn(f"{name}-{len(self.processes)}", _jetfleet("agent", "run", "--config",
-                                                                               str(agent.config_path)))
-        _wait(lambda: self._registered(name), 60, f"{name} registered")
-        return agent
-
-    def _registered(self, name: str) -> bool:
-        return httpx.get(f"{self.backend_url}/api/v1/edge-devices/{name}", timeout=5,
-                         headers={"Authorization": f"Bearer {self.token}"}).status_code == 200
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-        for process in reversed(self.processes):
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-            else:
-                _kill_group(process.pid)
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)  # children a killed agent left (model servers, Traefik)
+    return wait_until(predicate, timeout, interval=interval, what=what)
 
 
 @dataclass
 class _Agent:
     dir: Path
     name: str
-    backend_url: str
-    router_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    router_port: int
+    process: ManagedProcess
 
     @property
     def config_path(self) -> Path:
@@ -123,19 +54,6 @@ class _Agent:
     def log_path(self) -> Path:
         return self.dir / "agent.log"
 
-    def write_config(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        first = free_port()
-        traefik = shutil.which("traefik") or shutil.which("traefik", path=str(Path(sys.executable).parent))
-        self.config_path.write_text(json.dumps({
-            "backend_url": self.backend_url, "device_id": self.name, "device_name": self.name,
-            "state_dir": str(self.dir / "state"), "models_dir": str(self.dir / "models"),
-            "log_file": str(self.log_path), "heartbeat_interval": 1.0, "metrics_port": 0, "executor": "process",
-            "model_router_host": "127.0.0.1", "model_router_port": self.router_port,
-            "model_router_api_port": free_port(), "model_router_binary": traefik,
-            "model_port_range": [first, first + 40], "ota_interval": 1.0, "ota_drain_seconds": 1.0,
-            "ota_disk_headroom_bytes": 0}))
-
     def log_times(self, pattern: str) -> list[float]:
         """Wall-clock times of the agent log lines matching ``pattern``."""
         times = []
@@ -146,13 +64,21 @@ class _Agent:
         return times
 
 
+def _start_agent(fleet: LocalFleet, name: str) -> _Agent:
+    node_dir = fleet.work / name
+    ota = ota_agent_config(node_dir, ota_interval=1.0, drain_seconds=1.0)
+    process = fleet.start_agent(name, heartbeat_interval=1.0, **ota)
+    fleet.wait_registered([name])
+    return _Agent(node_dir, name, int(ota["model_router_port"]), process)
+
+
 class _Client:
     """Admin calls through the registry's own client."""
 
-    def __init__(self, fleet: _Fleet) -> None:
+    def __init__(self, fleet: LocalFleet) -> None:
         from jetfleet.backend.admin_client import AdminClient
 
-        self.admin = AdminClient(fleet.backend_url, fleet.token)
+        self.admin = AdminClient(fleet.backend_url, fleet.admin_token)
 
     def push(self, name: str, path: Path, tag: str | None = None) -> Any:
         from jetfleet.backend.model_schemas import CreateVersion
@@ -222,17 +148,17 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _swaps(fleet: _Fleet, client: _Client, agent: _Agent, swaps: int, threads: int) -> dict[str, Any]:
+def _swaps(fleet: LocalFleet, client: _Client, agent: _Agent, swaps: int, threads: int) -> dict[str, Any]:
     from jetfleet.bench.testmodels import write_dense_onnx
 
     model = "bench-dense"
-    client.push(model, write_dense_onnx(fleet.root / "v1.onnx", FEATURES, OUTPUTS, seed=1), tag="prod")
+    client.push(model, write_dense_onnx(fleet.work / "v1.onnx", FEATURES, OUTPUTS, seed=1), tag="prod")
     client.admin.deploy(model, "prod", [agent.name], all_devices=False)
     _wait(lambda: client.serving(model, agent.name) == (1, "committed"), 120, "version 1 serving")
     rows = []
     with _Load(agent.endpoint, model, threads, max_seconds=120 + 40 * swaps) as load:
         for version in range(2, swaps + 2):
-            client.push(model, write_dense_onnx(fleet.root / f"v{version}.onnx", FEATURES, OUTPUTS, seed=version))
+            client.push(model, write_dense_onnx(fleet.work / f"v{version}.onnx", FEATURES, OUTPUTS, seed=version))
             time.sleep(2.0)  # a baseline before the move
             moved = time.time()
             client.admin.move_tag(model, "prod", version)
@@ -270,11 +196,11 @@ def _in_any(sample: _Sample, rows: list[dict[str, Any]]) -> bool:
     return any(start <= sample.sent <= end for start, end in (r["window"] for r in rows))
 
 
-def _downloads(fleet: _Fleet, client: _Client, agent: _Agent, big_mb: int, curl_runs: int) -> dict[str, Any]:
+def _downloads(fleet: LocalFleet, client: _Client, agent: _Agent, big_mb: int, curl_runs: int) -> dict[str, Any]:
     from jetfleet.bench.testmodels import write_dense_onnx
 
     side = int((big_mb * 1024 * 1024 / 4) ** 0.5)
-    big = write_dense_onnx(fleet.root / "big.onnx", side, side, seed=7)
+    big = write_dense_onnx(fleet.work / "big.onnx", side, side, seed=7)
     record = client.push("bench-big", big, tag="big")
     size = big.stat().st_size
     big.unlink()
@@ -285,7 +211,7 @@ def _downloads(fleet: _Fleet, client: _Client, agent: _Agent, big_mb: int, curl_
         target = agent.dir / "curl.bin"
         for _ in range(curl_runs):
             started = time.perf_counter()
-            subprocess.run([curl, "-sf", "-o", str(target), "-H", f"Authorization: Bearer {fleet.token}", url],
+            subprocess.run([curl, "-sf", "-o", str(target), "-H", f"Authorization: Bearer {fleet.admin_token}", url],
                            check=True)
             curl_seconds.append(time.perf_counter() - started)
             target.unlink()
@@ -308,16 +234,16 @@ def _download_seconds(log_path: Path, model: str, version: int) -> float:
     return float(found[-1][1])
 
 
-def _resume(fleet: _Fleet, client: _Client, size: int) -> dict[str, Any]:
+def _resume(fleet: LocalFleet, client: _Client, size: int) -> dict[str, Any]:
     """Kill -9 an agent halfway through the big download, start it again, see what it fetches."""
     for attempt in range(3):
-        result = _resume_once(fleet, client, size, fleet.start_agent(f"resume-{attempt}"))
+        result = _resume_once(fleet, client, size, _start_agent(fleet, f"resume-{attempt}"))
         if result is not None:
             return result
     return {"resume": "not measured: the download always finished before the kill"}
 
 
-def _resume_once(fleet: _Fleet, client: _Client, size: int, agent: _Agent) -> dict[str, Any] | None:
+def _resume_once(fleet: LocalFleet, client: _Client, size: int, agent: _Agent) -> dict[str, Any] | None:
     client.admin.deploy("bench-big", "big", [agent.name], all_devices=False)
     part_dir = agent.dir / "models/.downloads"
 
@@ -327,14 +253,12 @@ def _resume_once(fleet: _Fleet, client: _Client, size: int, agent: _Agent) -> di
 
     _wait(lambda: part_size() > size * 0.3 or agent.log_times("downloaded bench-big"), 120, "the download",
           interval=0.005)
-    assert agent.process is not None
-    agent.process.kill()
-    agent.process.wait(10)
+    agent.process.kill9()
     on_disk = part_size()
     if not 0 < on_disk < size:
         return None  # the download finished first (fast loopback)
     restarted = time.time()
-    agent.process = fleet.spawn(f"{agent.name}-again", _jetfleet("agent", "run", "--config", str(agent.config_path)))
+    agent.process = fleet.start(f"{agent.name}-again", "agent", "run", "--config", str(agent.config_path))
     _wait(lambda: agent.log_times("downloaded bench-big version 1:"), 300, "the resumed download", interval=0.1)
     text = agent.log_path.read_text(errors="replace")
     start = int(re.findall(r"resuming download of bench-big version 1 at byte (\d+)", text)[-1])
@@ -347,12 +271,12 @@ def _resume_once(fleet: _Fleet, client: _Client, size: int, agent: _Agent) -> di
 
 def run_ota_bench(*, swaps: int, threads: int, big_mb: int, curl_runs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="jetfleet-bench-ota-") as tmp, ExitStack() as stack:
-        fleet = _Fleet(Path(tmp))
-        stack.callback(fleet.stop)
-        fleet.start_backend()
+        fleet = LocalFleet(Path(tmp), secrets.token_urlsafe(16))
+        stack.callback(fleet.stop_all)
+        fleet.start_backend("--log-level", "warning")
         client = _Client(fleet)
         stack.callback(client.admin.close)
-        agent = fleet.start_agent("bench-node")
+        agent = _start_agent(fleet, "bench-node")
         result = {"heartbeat_interval_s": 1.0, **_swaps(fleet, client, agent, swaps, threads)}
         if big_mb:
             result |= _downloads(fleet, client, agent, big_mb, curl_runs)

@@ -1,148 +1,150 @@
-"""Processes and load tools for ``jetfleet bench gateway``: nodes, the gateway, wrk. Stopped by PID."""
+"""Child processes on loopback for the benchmarks, the demo and the tests: one way to start, wait for and stop them.
+
+Every process runs in its own session with its output in a log file, and is stopped by PID (SIGTERM, then
+SIGKILL of its whole process group), so nothing it started outlives it.
+"""
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 import httpx
-import yaml
 
-from jetfleet.bench.loopback import free_port, wait_http_ok
 from jetfleet.errors import PermanentError
 
 
-class Proc:
-    """A child process in its own session, logging to a file; ``stop()`` ends it by PID."""
+class WaitTimeout(PermanentError):
+    """What was waited for did not happen in time (or the process meant to do it exited)."""
 
-    def __init__(self, argv: Sequence[str], log: Path, cpu: int | None = None) -> None:
-        # taskset pins before exec, so every thread the process starts stays on that core.
-        self.argv = (["taskset", "-c", str(cpu)] if cpu is not None else []) + list(argv)
-        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
-    def wait_http(self, url: str, timeout: float = 120.0) -> None:
-        wait_http_ok(url, self.popen, timeout=timeout, what=str(self.argv[:5]))
 
-    def kill9(self) -> None:
-        if self.popen.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-        self.popen.wait(10)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)
-                self.popen.wait(5)
-        self._log.close()
+def answers_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def jetfleet_argv(*args: str) -> list[str]:
+    """The ``jetfleet`` CLI of this Python (a checkout or an install)."""
     return [sys.executable, "-m", "jetfleet", *args]
 
 
-class Node:
-    """A node that can be killed and restarted on the same port."""
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05, what: str = "") -> object:
+    """Poll ``predicate`` until it returns a truthy value; ``WaitTimeout`` after ``timeout`` seconds.
 
-    def __init__(self, workdir: Path, name: str, argv_for_port: Any, cpu: int | None = None) -> None:
-        self.workdir, self.name, self._argv_for_port, self.cpu = workdir, name, argv_for_port, cpu
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: Proc | None = None
-        self._starts = 0
+    An exception from ``predicate`` counts as "not yet" (a server still starting refuses connections) and is
+    named in the timeout's message; a ``PermanentError`` (e.g. the process that should answer exited) ends the
+    wait at once.
+    """
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+        except PermanentError:
+            raise
+        except Exception as exc:
+            last_exc = exc
+        else:
+            if result:
+                return result
+        time.sleep(interval)
+    raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what or predicate!r}; last error: {last_exc!r}")
 
-    def start(self) -> None:
-        self._starts += 1
-        self.proc = Proc(self._argv_for_port(self.port), self.workdir / f"{self.name}-{self._starts}.log", self.cpu)
-        self.proc.wait_http(self.url + "/health")
+
+class ManagedProcess:
+    """A child process in its own session, logging to ``log_path``, stopped by PID.
+
+    ``cpu`` pins it to one core (taskset pins before exec, so every thread it starts stays there).
+    """
+
+    def __init__(self, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None,
+                 cwd: Path | None = None, cpu: int | None = None) -> None:
+        self.argv = (["taskset", "-c", str(cpu)] if cpu is not None else []) + list(argv)
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_http(self, url: str, timeout: float = 20.0, interval: float = 0.1) -> None:
+        """Until ``url`` answers 200; fails at once, with the log's tail, if the process exits first."""
+        def ready() -> bool:
+            if not self.alive():
+                raise WaitTimeout(f"{self.argv[:5]} exited with {self.proc.returncode} before {url} answered:\n"
+                                  f"{self.output()[-4000:]}")
+            return answers_ok(url, timeout=1.0)
+
+        try:
+            wait_until(ready, timeout, interval=interval, what=url)
+        except WaitTimeout as exc:
+            if self.alive():
+                raise WaitTimeout(f"{exc}\n--- log of {self.argv[:5]} ---\n{self.output()[-4000:]}") from None
+            raise
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.kill(self.pid, sig)
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.kill9()
-        self.proc.stop()
-        self.proc = None
+        """SIGKILL the process (not its group): a crash, not a clean stop."""
+        self.signal(signal.SIGKILL)
+        self.proc.wait(10)
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-            self.proc = None
-
-
-class Gateway:
-    """``jetfleet gateway run --fleet`` on free loopback ports."""
-
-    def __init__(self, workdir: Path, nodes: list[dict[str, Any]], **settings: Any) -> None:
-        ports = {key: free_port() for key in ("port", "api_port", "metrics_port", "health_port")}
-        self.settings = {"host": "127.0.0.1", "metrics_host": "127.0.0.1", "access_log": False, **ports, **settings}
-        self.url = f"http://127.0.0.1:{ports['port']}"
-        self.api = f"http://127.0.0.1:{ports['api_port']}"
-        self.metrics = f"http://127.0.0.1:{ports['metrics_port']}/metrics"
-        workdir.mkdir(parents=True, exist_ok=True)
-        fleet = workdir / "fleet.yml"
-        fleet.write_text(yaml.safe_dump({"gateway": self.settings, "nodes": nodes}))
-        self.proc = Proc(jetfleet_argv("gateway", "run", "--fleet", str(fleet), "--work-dir", str(workdir / "traefik")),
-                         workdir / "gateway.log")
-
-    def server_status(self, service: str) -> dict[str, str]:
-        try:
-            body = httpx.get(f"{self.api}/api/http/services/{service}", timeout=2).json()
-        except (httpx.HTTPError, ValueError):
-            return {}
-        return dict(body.get("serverStatus") or {}) if isinstance(body, dict) else {}
-
-    def wait_up(self, service: str, count: int, timeout: float = 120.0) -> None:
-        self.proc.wait_http(self.api + "/ping", timeout)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = self.server_status(service)
-            if len(status) == count and all(s == "UP" for s in status.values()):
-                return
-            time.sleep(0.1)
-        raise PermanentError(f"{service}: not every server UP within {timeout:.0f}s")
-
-    def seconds_until(self, service: str, url: str, state: str, timeout: float = 15.0) -> float | None:
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.server_status(service).get(url) == state:
-                return time.monotonic() - started
-            time.sleep(0.02)
-        return None
-
-    def stop(self) -> None:
-        self.proc.stop()
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL the whole process group if it does not exit in time."""
+        if self.alive():
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)  # stray grandchildren of this session
+        self._log.close()
+        return self.proc.returncode
 
 
-_WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
-_WRK_PCT = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def wrk_available() -> bool:
-    return shutil.which("wrk") is not None
-
-
-def wrk(url: str, *, connections: int, seconds: float) -> dict[str, float]:
-    """Requests/s and p50/p99 latency (ms) from ``wrk`` (Debian package wrk), one thread."""
-    result = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "--timeout", "5s",
-                             url], capture_output=True, text=True, timeout=seconds + 60, check=True)
-    rps = _WRK_RPS.search(result.stdout)
-    percentiles = {p: float(v) * _UNIT_MS[u] for p, v, u in _WRK_PCT.findall(result.stdout)}
-    if rps is None or set(percentiles) != {"50", "99"}:
-        raise PermanentError(f"cannot read wrk's output:\n{result.stdout}")
-    return {"rps": float(rps.group(1)), "p50_ms": percentiles["50"], "p99_ms": percentiles["99"]}
+@contextmanager
+def managed(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            ready_url: str | None = None, timeout: float = 20.0) -> Iterator[ManagedProcess]:
+    """A :class:`ManagedProcess` for the ``with`` block, optionally waited for until ``ready_url`` answers."""
+    proc = ManagedProcess(argv, log_path, env=env, cwd=cwd)
+    try:
+        if ready_url:
+            proc.wait_http(ready_url, timeout)
+        yield proc
+    finally:
+        proc.stop()

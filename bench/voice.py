@@ -14,8 +14,6 @@ import io
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import wave
@@ -28,7 +26,7 @@ import httpx
 import numpy as np
 import psutil
 
-from jetfleet.bench.loopback import free_port, wait_http_ok
+from jetfleet.bench.procs import ManagedProcess, free_port, jetfleet_argv
 from jetfleet.errors import PermanentError
 
 CLIP_SECONDS = 2.0
@@ -145,23 +143,20 @@ def run_benchmark(*, rounds: int, levels: list[int], cache_dir: Path, language: 
         clip = make_clip("loop vooruit", language, Path(tmp))
         stand_up_clip = make_clip("sta op" if language == "nl" else "stand up", language, Path(tmp))
         port = free_port()
-        argv = [sys.executable, "-m", "jetfleet", "voice", "serve", "--robot", "none", "--host", "127.0.0.1",
-                "--port", str(port), "--cache-dir", str(cache_dir), "--language", language, "--max-queue", "64",
-                "--cpu-threads", str(threads), "--log-level", "warning"]
-        with open(Path(tmp) / "server.log", "wb") as log:
-            server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-            try:
-                url = f"http://127.0.0.1:{port}"
-                wait_http_ok(f"{url}/health", server, timeout=300, what="the voice server", interval=0.2,
-                             exit_detail=lambda: ": " + (Path(tmp) / "server.log").read_text(errors="replace")[-2000:])
-                raw = RawWhisper(model_dir, language, threads)
-                with httpx.Client(base_url=url, timeout=300) as http:
-                    result = bench_served(http, raw, clip, stand_up_clip, language, rounds, levels)
-                result["server_rss_bytes"] = int(psutil.Process(server.pid).memory_info().rss)
-                result["server_peak_rss_bytes"] = _peak_rss_bytes(server.pid)
-            finally:
-                server.terminate()
-                server.wait(30)
+        argv = jetfleet_argv("voice", "serve", "--robot", "none", "--host", "127.0.0.1", "--port", str(port),
+                             "--cache-dir", str(cache_dir), "--language", language, "--max-queue", "64",
+                             "--cpu-threads", str(threads), "--log-level", "warning")
+        server = ManagedProcess(argv, Path(tmp) / "server.log")
+        try:
+            url = f"http://127.0.0.1:{port}"
+            server.wait_http(f"{url}/health", timeout=300, interval=0.2)
+            raw = RawWhisper(model_dir, language, threads)
+            with httpx.Client(base_url=url, timeout=300) as http:
+                result = bench_served(http, raw, clip, stand_up_clip, language, rounds, levels)
+            result["server_rss_bytes"] = int(psutil.Process(server.pid).memory_info().rss)
+            result["server_peak_rss_bytes"] = _peak_rss_bytes(server.pid)
+        finally:
+            server.stop(30)
     raw_p50, http_p50 = result["raw"]["latency_ms"]["p50"], result["audio_latency_ms"]["p50"]
     return {"clip_seconds": CLIP_SECONDS, "rounds": rounds, "cpu_threads": threads, "cpu_count": os.cpu_count(),
             "load_average_before": [round(x, 2) for x in load_before],

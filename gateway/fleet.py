@@ -45,8 +45,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jetfleet.durations import parse_duration
 from jetfleet.errors import ConfigError
-from jetfleet.gateway.durations import parse_duration
+from jetfleet.files import read_config_text
 from jetfleet.modelfiles.layout import NAME_PATTERN as MODEL_NAME_PATTERN
 from jetfleet.protocol import DEVICE_ID_PATTERN
 from jetfleet.traefik.config import check_url
@@ -235,12 +236,7 @@ def _query_value(value: object) -> str:
 
 
 def _read_yaml(path: Path) -> object:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError("fleet file not found", source=str(path)) from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read fleet file: {exc.strerror}", source=str(path)) from exc
+    text = read_config_text(path, "fleet file")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

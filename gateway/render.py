@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jetfleet.gateway.durations import go_duration
+from jetfleet.durations import go_duration
 from jetfleet.gateway.fleet import Fleet, GatewaySettings
 from jetfleet.gateway.pools import Member, Pool, plan_pools
 from jetfleet.traefik.config import (

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from jetfleet.errors import ConfigError
+
 
 def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o600) -> None:
     """Write ``data`` to a temporary file next to ``path``, fsync it, give it ``mode``, rename it over ``path``."""
@@ -39,3 +41,13 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(4 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_config_text(path: Path, what: str) -> str:
+    """The text of a config file; a ``ConfigError`` naming the file when it is missing or unreadable."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} not found", source=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}: {exc.strerror}", source=str(path)) from exc

@@ -13,8 +13,17 @@ import httpx
 import pytest
 import yaml
 
+from jetfleet.bench import gateway_procs
 from jetfleet.bench.load import BackgroundStream, Outcome, Request
-from tests.support.processes import REPO_ROOT, ManagedProcess, free_port, http_ok, jetfleet_cmd, wait_until
+from tests.support.processes import (
+    REPO_ROOT,
+    ManagedProcess,
+    free_port,
+    http_ok,
+    jetfleet_cmd,
+    subprocess_env,
+    wait_until,
+)
 from tests.support.system import in_ci
 
 GATEWAY_START_TIMEOUT = 60.0
@@ -49,33 +58,16 @@ def echo_node_argv(name: str, port: int, delay_ms: float = 0.0) -> list[str]:
             "--delay-ms", str(delay_ms)]
 
 
-class Node:
-    """A node process on a fixed loopback port that can be killed, paused and restarted."""
+class Node(gateway_procs.Node):
+    """A voice or echo node on a fixed loopback port that can be killed, paused and restarted."""
 
     def __init__(self, workdir: Path, name: str, kind: str = "voice", delay_ms: float = 0.0) -> None:
-        self.workdir, self.name, self.kind, self.delay_ms = workdir, name, kind, delay_ms
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: ManagedProcess | None = None
-        self._starts = 0
+        def argv(port: int) -> list[str]:
+            return voice_node_argv(name, port) if kind == "voice" else echo_node_argv(name, port, delay_ms)
 
-    def start(self) -> None:
-        self._starts += 1
-        argv = voice_node_argv(self.name, self.port) if self.kind == "voice" else \
-            echo_node_argv(self.name, self.port, self.delay_ms)
-        self.process = ManagedProcess(argv, self.workdir / f"{self.name}-{self._starts}.log")
-        self.process.wait_http(self.url + "/health", VOICE_START_TIMEOUT if self.kind == "voice" else 60.0)
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.kill9()
-        self.process.stop()
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-            self.process = None
+        super().__init__(workdir, name, argv, env=subprocess_env(),
+                         start_timeout=VOICE_START_TIMEOUT if kind == "voice" else 60.0)
+        self.kind = kind
 
     def ensure_running(self) -> None:
         """Back to a healthy running process (after a test killed or paused it)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jetfleet.gateway.durations import go_duration, parse_duration
+from jetfleet.durations import go_duration, parse_duration
 from jetfleet.gateway.fleet import GatewaySettings
 from jetfleet.gateway.live_fleet import DeviceView, fleet_from_devices
 

@@ -1,4 +1,4 @@
-"""The fleet-scale benchmark commands run end to end (their numbers go to docs/benchmarks.md, not here)."""
+"""`jetfleet bench ...` commands run end to end, small (their numbers go to docs/benchmarks.md, not here)."""
 
 from __future__ import annotations
 
@@ -34,3 +34,23 @@ def test_bench_agent_measures_a_running_agent() -> None:
     assert isinstance(result["heartbeats"], int) and result["heartbeats"] >= 3
     assert isinstance(result["rss_max_mb"], float) and result["rss_max_mb"] > 10
     assert isinstance(result["heartbeat_request_bytes"], int) and 0 < result["heartbeat_request_bytes"] < 2048
+
+
+def test_bench_ota_swaps_under_load_without_failures() -> None:
+    result = _bench("ota", "--swaps", "1", "--threads", "1", "--big-mb", "0")
+    assert result["swaps"] == 1 and result["failed_requests"] == 0, result
+    assert isinstance(result["requests"], int) and result["requests"] > 0
+    assert isinstance(result["tag_move_to_serving_s_max"], float) and result["tag_move_to_serving_s_max"] > 0
+
+
+def test_bench_gateway_measures_the_traefik_overhead() -> None:
+    result = _bench("gateway", "--sections", "overhead", "--duration", "1")
+    ratio = result["trivial: throughput ratio"]
+    assert isinstance(ratio, float) and ratio > 0, result
+    assert "20 ms: added p50 / p99 (ms)" in result
+
+
+def test_bench_gateway_refuses_an_unknown_section() -> None:
+    done = subprocess.run(jetfleet_cmd("bench", "gateway", "--sections", "overhead,typo"), capture_output=True,
+                          text=True, timeout=60, env=subprocess_env())
+    assert done.returncode == 2 and "typo" in done.stderr and "--sections" in done.stderr

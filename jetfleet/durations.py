@@ -1,11 +1,14 @@
-"""Durations as Traefik writes them (Go syntax: ``1s``, ``500ms``, ``1m30s``), read into seconds and back."""
+"""Durations as Traefik writes them (Go syntax: ``1s``, ``500ms``, ``1m30s``, plus ``d`` for days), in seconds and back.
+
+One parser for every duration a user types: gateway settings, ``--every``, ``--soak``, ``--expires``, retention.
+"""
 
 from __future__ import annotations
 
 import re
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: object) -> float:
