@@ -17,12 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from jetfleet.errors import ConfigError
 from jetfleet.files import read_config_text
-from jetfleet.protocol import DEVICE_ID_PATTERN, ServiceEndpoint
+from jetfleet.protocol import DEVICE_ID_PATTERN, ServiceEndpoint, valid_labels
 
 DEFAULT_CONFIG_PATH = Path("/etc/jetson-client/config.json")
 ENV_PREFIX = "JETFLEET_"
 COMMENT_PREFIX = "//"  # keys like "// backend_url" document the file and are ignored
-JSON_KEYS = ("services", "model_port_range")  # environment values given as JSON
+JSON_KEYS = ("services", "model_port_range", "labels")  # environment values given as JSON
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -53,6 +53,7 @@ class AgentConfig(BaseModel):
     tegrastats_path: str | None = None
     request_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     services: tuple[ServiceEndpoint, ...] = ()
+    labels: dict[str, str] = Field(default_factory=dict)  # key=value for --selector (docs/rollouts.md)
     # OTA models (docs/ota.md).
     manifest_public_key: str | None = None
     executor: Literal["auto", "docker", "process"] = "auto"
@@ -82,6 +83,19 @@ class AgentConfig(BaseModel):
     outbox_full_policy: Literal["drop_oldest", "pause"] = "drop_oldest"
     outbox_batch_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
     outbox_retry_max_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    ota_metrics_window_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    # Update locks (docs/rollouts.md): while a process holds flock on this file, swaps wait.
+    update_lock_path: Path | None = None  # None: <state_dir>/update.lock
+    update_lock_max_seconds: Annotated[float, Field(gt=0)] = 600.0
+
+    @property
+    def update_lock_file(self) -> Path:
+        return self.update_lock_path or self.state_dir / "update.lock"
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return valid_labels(value)
 
     @field_validator("model_port_range")
     @classmethod

@@ -56,7 +56,8 @@ class Agent:
     def _profile(self) -> DeviceProfile:
         c = self.config
         return DeviceProfile(device_id=self.device_id, device_name=c.device_name, device_type=c.device_type,
-                             location=c.location, hardware=self.hardware, heartbeat_interval=c.heartbeat_interval)
+                             location=c.location, hardware=self.hardware, heartbeat_interval=c.heartbeat_interval,
+                             labels=dict(c.labels))
 
     def _sources(self) -> HeartbeatSources:
         async def probe() -> list[ServiceEndpoint]:

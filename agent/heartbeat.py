@@ -45,6 +45,7 @@ class DeviceProfile:
     location: str
     hardware: HardwareInfo
     heartbeat_interval: float
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ class HeartbeatLoop:
         p = self.profile
         return RegisterRequest(device_id=p.device_id, device_name=p.device_name, device_type=p.device_type,
                                location=p.location, hardware=p.hardware, agent_version=jetfleet.__version__,
-                               heartbeat_interval=p.heartbeat_interval)
+                               heartbeat_interval=p.heartbeat_interval, labels=p.labels)
 
     async def _beat(self) -> HeartbeatResult:
         assert self._token is not None

@@ -108,13 +108,14 @@ class AdminClient:
         response = self.request("PUT", f"/api/v1/models/{name}/tags/{tag}", json=MoveTag(version=version).model_dump())
         return TagRecord.model_validate_json(response.content)
 
-    def deploy(self, name: str, tag: str, devices: list[str], all_devices: bool) -> DeployResult:
-        body = DeployRequest(tag=tag, devices=devices, all=all_devices)
+    def deploy(self, name: str, tag: str, devices: list[str], all_devices: bool,
+               selector: str | None = None) -> DeployResult:
+        body = DeployRequest(tag=tag, devices=devices, all=all_devices, selector=selector)
         response = self.request("POST", f"/api/v1/models/{name}/deployments", json=body.model_dump())
         return DeployResult.model_validate_json(response.content)
 
-    def undeploy(self, name: str, devices: list[str], all_devices: bool) -> list[str]:
-        body = UndeployRequest(devices=devices, all=all_devices)
+    def undeploy(self, name: str, devices: list[str], all_devices: bool, selector: str | None = None) -> list[str]:
+        body = UndeployRequest(devices=devices, all=all_devices, selector=selector)
         response = self.request("POST", f"/api/v1/models/{name}/undeploy", json=body.model_dump())
         return _DEVICE_IDS.validate_json(response.content)
 
@@ -153,6 +154,27 @@ class AdminClient:
             if not page:
                 return
             after = page[-1].id
+    # -- rollouts and labels ----------------------------------------------------------------------------
+    def set_labels(self, device_id: str, labels: dict[str, str], remove: list[str]) -> DeviceRecord:
+        response = self.request("PUT", f"/api/v1/edge-devices/{device_id}/labels",
+                                json={"set": labels, "remove": remove})
+        return DeviceRecord.model_validate_json(response.content)
+
+    def start_rollout(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/api/v1/rollouts", json=body).json()
+        return result
+
+    def rollouts(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/rollouts").json()
+        return result
+
+    def rollout(self, rollout_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/rollouts/{rollout_id}").json()
+        return result
+
+    def rollout_action(self, rollout_id: int, action: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/rollouts/{rollout_id}/{action}").json()
+        return result
 
 
 def _chunks(path: Path) -> Iterator[bytes]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 
-from jetfleet.backend import appstate, drift, model_registry
+from jetfleet.backend import appstate, drift, model_registry, rollouts
+from jetfleet.backend import devices as devices_registry
 from jetfleet.backend.artifacts import InvalidField
 from jetfleet.backend.auth import bearer_token, require_admin, token_matches
 from jetfleet.backend.model_schemas import (
@@ -107,6 +109,7 @@ def move_tag(name: str, tag: str, body: MoveTag, request: Request) -> TagRecord:
     _check_name(tag, "tag", TAG_PATTERN)
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
+        rollouts.refuse_if_active(session, name, tag)
         previous, followers = model_registry.set_tag(session, name, tag, body.version, now)
         model_registry.bump_serials(session, followers, now)
     appstate.desired(request).invalidate(followers)
@@ -116,11 +119,11 @@ def move_tag(name: str, tag: str, body: MoveTag, request: Request) -> TagRecord:
 @router.post("/{name}/deployments", response_model=DeployResult, dependencies=[Depends(require_admin)])
 def deploy(name: str, body: DeployRequest, request: Request) -> DeployResult:
     """Devices follow NAME:TAG from now on (a repeated deploy also retries a version that failed there)."""
-    if body.all == bool(body.devices):
-        raise InvalidField("devices", "give either device ids or all=true")
+    _one_target(body.devices, body.all, body.selector)
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
-        version, devices = model_registry.deploy(session, name, body.tag, None if body.all else body.devices, now)
+        targets = _targets(session, body.devices, body.all, body.selector)
+        version, devices = model_registry.deploy(session, name, body.tag, targets, now)
         model_registry.bump_serials(session, devices, now)
     appstate.desired(request).invalidate(devices)
     return DeployResult(name=name, tag=body.tag, version=version, devices=devices)
@@ -129,14 +132,27 @@ def deploy(name: str, body: DeployRequest, request: Request) -> DeployResult:
 @router.post("/{name}/undeploy", response_model=list[str], dependencies=[Depends(require_admin)])
 def undeploy(name: str, body: UndeployRequest, request: Request) -> list[str]:
     """Devices stop serving NAME (they keep the files for a quick redeploy)."""
-    if body.all == bool(body.devices):
-        raise InvalidField("devices", "give either device ids or all=true")
+    _one_target(body.devices, body.all, body.selector)
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
-        devices = model_registry.undeploy(session, name, None if body.all else body.devices)
+        devices = model_registry.undeploy(session, name, _targets(session, body.devices, body.all, body.selector))
         model_registry.bump_serials(session, devices, now)
     appstate.desired(request).invalidate(devices)
     return devices
+
+
+def _one_target(device_ids: list[str], all_devices: bool, selector: str | None) -> None:
+    if [bool(device_ids), all_devices, selector is not None].count(True) != 1:
+        raise InvalidField("devices", "give exactly one of: device ids, all=true, or a selector")
+
+
+def _targets(session: Session, device_ids: list[str], all_devices: bool, selector: str | None) -> list[str] | None:
+    if selector is not None:
+        matched = devices_registry.select_devices(session, selector)
+        if not matched:
+            raise NotFoundError(f"selector: {selector!r} matches no device (see the labels: jetfleet fleet status)")
+        return matched
+    return None if all_devices else device_ids
 
 
 @router.get("/{name}/status", response_model=ModelStatusReport, dependencies=[Depends(require_admin)])

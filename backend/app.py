@@ -15,13 +15,14 @@ from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 import jetfleet
-from jetfleet.backend import api_devices, api_drift, api_gateway, api_jobs, api_models, api_monitoring
+from jetfleet.backend import api_devices, api_drift, api_gateway, api_jobs, api_models, api_monitoring, api_rollouts
 from jetfleet.backend.artifacts import ArtifactStore
 from jetfleet.backend.desired_state import DesiredState
 from jetfleet.backend.drift_monitor import DriftCollector, DriftMonitor
 from jetfleet.backend.ingest import HeartbeatIngest
 from jetfleet.backend.metrics import BackendCounters, FleetCollector
 from jetfleet.backend.results import BodyTooLarge
+from jetfleet.backend.rollouts import RolloutEngine
 from jetfleet.backend.settings import BackendSettings
 from jetfleet.backend.signing import Signer
 from jetfleet.errors import AuthError, ConflictError, JetfleetError, NotFoundError, PermanentError
@@ -44,6 +45,7 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     ingest = HeartbeatIngest(sessions, settings)
     desired = DesiredState(settings, sessions, signer)
     monitor = DriftMonitor(sessions, settings)
+    rollout_engine = RolloutEngine(sessions, desired, interval=settings.rollout_interval, before_read=ingest.flush)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -53,9 +55,11 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
         log.info("loaded %d devices' tokens and desired state in %.2f s", devices, time.perf_counter() - began)
         ingest.start()
         monitor.start()
+        rollout_engine.start()
         try:
             yield
         finally:
+            rollout_engine.stop()
             monitor.stop()
             ingest.stop()  # writes the last pending heartbeats
 
@@ -68,6 +72,7 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     app.state.sessions = sessions
     app.state.ingest = ingest
     app.state.desired = desired
+    app.state.rollouts = rollout_engine
     app.state.artifacts = ArtifactStore(settings.artifacts_dir, settings.uploads_dir, settings.max_upload_bytes)
     app.state.counters = BackendCounters(registry)
     app.state.manifest_public_key = signer.current.public_b64 if signer else None
@@ -88,6 +93,8 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     app.include_router(api_jobs.router)
     app.include_router(api_jobs.device_router)
     app.include_router(api_drift.router)
+    app.include_router(api_rollouts.router)
+    app.include_router(api_rollouts.labels_router)
     app.add_exception_handler(JetfleetError, _jetfleet_error)
     return app
 

@@ -54,6 +54,7 @@ def serve(
                                              help="Retrain hook: POST a drift report here on each state change."),
     webhook_secret: str | None = typer.Option(None, "--webhook-secret", envvar="JETFLEET_WEBHOOK_SECRET",
                                               help="Sign webhook bodies (HMAC-SHA256, X-Jetfleet-Signature)."),
+    rollout_interval: float = typer.Option(1.0, help="Seconds between two passes of the rollout loop."),
 ) -> None:
     """Run the control plane (migrates the database first; creates the signing key when absent)."""
     import uvicorn
@@ -72,7 +73,8 @@ def serve(
                                drift_window=parse_duration(drift_window, key="--drift-window"),
                                drift_windows=drift_windows, drift_min_windows=drift_min_windows,
                                drift_alpha=drift_alpha, drift_reference_rows=drift_reference_rows,
-                               drift_webhook=drift_webhook, webhook_secret=webhook_secret)
+                               drift_webhook=drift_webhook, webhook_secret=webhook_secret,
+                               rollout_interval=rollout_interval)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signer = _signer(settings)
     engine = create_db_engine(settings.database_url)
@@ -123,10 +125,11 @@ def keygen(path: Path = typer.Argument(..., help="Where to write the new key (re
 
 
 def register(app: typer.Typer) -> None:
-    from jetfleet.backend import drift_cli, fleet_cli, jobs_cli, models_cli
+    from jetfleet.backend import drift_cli, fleet_cli, jobs_cli, models_cli, rollouts_cli
 
     app.add_typer(backend_app, name="backend")
     app.add_typer(fleet_cli.fleet_app, name="fleet")
     app.add_typer(models_cli.models_app, name="models")
     app.add_typer(jobs_cli.jobs_app, name="jobs")
     app.add_typer(drift_cli.drift_app, name="drift")
+    app.add_typer(rollouts_cli.rollouts_app, name="rollouts")

@@ -77,14 +77,14 @@ class DesiredState:
                 self._cache[device_id] = entry
         return entry
 
-    def preload(self) -> int:
-        """Fill the cache for every device in bulk (at start, so that the first heartbeats after a restart
-        of a large fleet cost no database reads)."""
+    def preload(self, device_ids: list[str] | None = None) -> int:
+        """Fill the cache for every device (or ``device_ids``) in bulk: at start, so that the first heartbeats
+        after a restart of a large fleet cost no database reads, and after a rollout changed many devices."""
         epoch = self._epoch
         with self._sessions.begin() as session:
             _consistent_snapshot(session)
-            desired = model_registry.all_desired(session, datetime.now(timezone.utc))
-            jobs = jobs_registry.jobs_by_device(session)
+            desired = model_registry.all_desired(session, datetime.now(timezone.utc), device_ids)
+            jobs = jobs_registry.jobs_by_device(session, device_ids)
         entries = {device_id: DeviceDesired(device_id, serial, tuple(models), tuple(jobs.get(device_id, ())))
                    for device_id, (serial, models) in desired.items()}
         with self._lock:

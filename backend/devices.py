@@ -22,6 +22,7 @@ from jetfleet.protocol import (
     RegisterRequest,
     ServiceEndpoint,
 )
+from jetfleet.selectors import parse_selector
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def register(session: Session, request: RegisterRequest, *, device_token: str | 
     device = session.get(Device, request.device_id)
     if device is None:
         device = Device(device_id=request.device_id, registered_at=now, heartbeats_received=0, models=[], services=[],
-                        manifest_keys=[])
+                        manifest_keys=[], labels={})
         session.add(device)
         token: str | None = new_token()
         created = True
@@ -63,6 +64,8 @@ def _apply_registration(device: Device, request: RegisterRequest) -> None:
     device.hardware = request.hardware.model_dump(mode="json")
     device.agent_version = request.agent_version
     device.heartbeat_interval = request.heartbeat_interval
+    if request.labels:  # the agent config's labels win over admin ones with the same key
+        device.labels = {**(device.labels or {}), **request.labels}
 
 
 def effective_interval(device: Device, settings: BackendSettings) -> float:
@@ -94,6 +97,7 @@ def device_record(device: Device, *, settings: BackendSettings, now: datetime) -
         models=[ModelStatus.model_validate(m) for m in _as_list(device.models)],
         services=[ServiceEndpoint.model_validate(s) for s in _as_list(device.services)],
         manifest_keys=[str(k) for k in _as_list(device.manifest_keys)],
+        labels=dict(device.labels or {}),
     )
 
 
@@ -124,3 +128,17 @@ def reprovision(session: Session, device_id: str) -> Device:
 
 def remove(session: Session, device_id: str) -> None:
     session.delete(get_device(session, device_id))
+
+
+def set_labels(session: Session, device_id: str, labels: dict[str, str], remove: list[str]) -> Device:
+    device = get_device(session, device_id)
+    current = {k: v for k, v in (device.labels or {}).items() if k not in remove}
+    device.labels = {**current, **labels}
+    return device
+
+
+def select_devices(session: Session, selector: str) -> list[str]:
+    """Ids of the devices whose labels match ``selector`` (sorted); a bad selector raises naming its part."""
+    parsed = parse_selector(selector)
+    rows = session.execute(select(Device.device_id, Device.labels).order_by(Device.device_id))
+    return [device_id for device_id, labels in rows if parsed.matches(labels or {})]

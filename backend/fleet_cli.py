@@ -39,6 +39,28 @@ def show(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: T
         typer.echo(client.device(device_id).model_dump_json(indent=2))
 
 
+@fleet_app.command("label")
+def label(device_id: str, labels: list[str] = typer.Argument(None, metavar="KEY=VALUE...",
+                                                              help="Labels to set (or change)."),
+          remove: list[str] = typer.Option([], "--remove", metavar="KEY", help="Remove a label (repeatable)."),
+          backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+    """Set or remove a device's labels (used by --selector)."""
+    from jetfleet.backend.admin_client import AdminClient
+    from jetfleet.errors import ConfigError
+    from jetfleet.selectors import parse_labels
+
+    wanted = parse_labels(labels or [], key="KEY=VALUE")
+    if not wanted and not remove:
+        raise ConfigError("give labels to set (key=value) or --remove KEY", key="KEY=VALUE")
+    with AdminClient(backend_url, token) as client:
+        record = client.set_labels(device_id, wanted, remove)
+    typer.echo(f"{device_id}: {_labels(record.labels)}")
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"
+
+
 @fleet_app.command("reprovision")
 def reprovision(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
     """Release a device id: the next device registering with it gets a new token."""
@@ -61,7 +83,7 @@ def remove(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token:
 
 def fleet_table(records: list[DeviceRecord], *, now: datetime) -> Table:
     table = Table(title=f"jetfleet: {len(records)} devices")
-    for column in ("DEVICE", "NAME", "STATUS", "CPU", "GPU", "TEMP", "MEMORY", "DISK", "LAST SEEN"):
+    for column in ("DEVICE", "NAME", "STATUS", "CPU", "GPU", "TEMP", "MEMORY", "DISK", "LAST SEEN", "LABELS"):
         table.add_column(column, no_wrap=True)
     for r in records:
         m = r.metrics or Metrics()
@@ -71,7 +93,7 @@ def fleet_table(records: list[DeviceRecord], *, now: datetime) -> Table:
                       f"{max(m.temperatures_celsius.values()):.0f}°C" if m.temperatures_celsius else "-",
                       _used_of(m.memory_used_bytes, m.memory_total_bytes),
                       _used_of(m.disk_used_bytes, m.disk_total_bytes),
-                      _age(r.last_heartbeat, now))
+                      _age(r.last_heartbeat, now), _labels(r.labels))
     return table
 
 

@@ -72,7 +72,37 @@ def deploy(session: Session, name: str, tag: str, device_ids: list[str] | None, 
             session.add(Deployment(device_id=device_id, name=name, tag=tag, generation=1, updated_at=now))
         else:
             current.tag, current.generation, current.updated_at = tag, current.generation + 1, now
+            current.pinned_version = None
     return row.version, targets
+
+
+def set_pins(session: Session, name: str, tag: str, pins: dict[str, int | None]) -> list[str]:
+    """Pin (or unpin, None) devices following NAME:TAG to a version; returns the devices whose pin changed."""
+    if not pins:
+        return []
+    changed = []
+    rows = session.scalars(select(Deployment).where(Deployment.name == name, Deployment.tag == tag,
+                                                    Deployment.device_id.in_(list(pins))))
+    for row in rows:
+        if row.pinned_version != pins[row.device_id]:
+            row.pinned_version = pins[row.device_id]
+            changed.append(row.device_id)
+    return changed
+
+
+def clear_pins(session: Session, name: str, tag: str) -> list[str]:
+    rows = session.scalars(select(Deployment).where(Deployment.name == name, Deployment.tag == tag,
+                                                    Deployment.pinned_version.is_not(None)))
+    changed = []
+    for row in rows:
+        row.pinned_version = None
+        changed.append(row.device_id)
+    return changed
+
+
+def followers(session: Session, name: str, tag: str) -> list[str]:
+    return list(session.scalars(select(Deployment.device_id).where(Deployment.name == name, Deployment.tag == tag)
+                                .order_by(Deployment.device_id)))
 
 
 def undeploy(session: Session, name: str, device_ids: list[str] | None) -> list[str]:
@@ -121,9 +151,11 @@ def _time_serial(now: datetime) -> int:
     return int(now.timestamp() * 1000)
 
 
+# A device wants its rollout pin if it has one, else the version its tag points at.
+_WANTED_VERSION = func.coalesce(Deployment.pinned_version, ModelTag.version)
 _DESIRED = (select(Deployment, ModelVersion)
             .join(ModelTag, (ModelTag.name == Deployment.name) & (ModelTag.tag == Deployment.tag))
-            .join(ModelVersion, (ModelVersion.name == ModelTag.name) & (ModelVersion.version == ModelTag.version)))
+            .join(ModelVersion, (ModelVersion.name == ModelTag.name) & (ModelVersion.version == _WANTED_VERSION)))
 
 
 def desired_models(session: Session, device_id: str) -> list[DesiredModel]:
@@ -131,16 +163,23 @@ def desired_models(session: Session, device_id: str) -> list[DesiredModel]:
     return [desired_model(version, deployment.tag, deployment.generation) for deployment, version in rows]
 
 
-def all_desired(session: Session, now: datetime) -> dict[str, tuple[int, list[DesiredModel]]]:
+def all_desired(session: Session, now: datetime,
+                device_ids: list[str] | None = None) -> dict[str, tuple[int, list[DesiredModel]]]:
     """Every device's (serial, desired models) in three queries: the bulk form of :func:`serial_of` and
-    :func:`desired_models`."""
+    :func:`desired_models` (only ``device_ids`` when given)."""
     default_serial = _time_serial(now)
+    devices, serials, desired = select(Device.device_id), select(ManifestSerial.device_id, ManifestSerial.serial), \
+        _DESIRED
+    if device_ids is not None:
+        devices = devices.where(Device.device_id.in_(device_ids))
+        serials = serials.where(ManifestSerial.device_id.in_(device_ids))
+        desired = desired.where(Deployment.device_id.in_(device_ids))
     result: dict[str, tuple[int, list[DesiredModel]]] = {
-        device_id: (default_serial, []) for device_id in session.scalars(select(Device.device_id))}
-    for device_id, serial in session.execute(select(ManifestSerial.device_id, ManifestSerial.serial)):
+        device_id: (default_serial, []) for device_id in session.scalars(devices)}
+    for device_id, serial in session.execute(serials):
         if device_id in result:
             result[device_id] = (int(serial), [])
-    for deployment, version in session.execute(_DESIRED.order_by(Deployment.device_id, Deployment.name)):
+    for deployment, version in session.execute(desired.order_by(Deployment.device_id, Deployment.name)):
         if deployment.device_id in result:
             result[deployment.device_id][1].append(desired_model(version, deployment.tag, deployment.generation))
     return result
@@ -207,7 +246,7 @@ def model_detail(session: Session, name: str) -> ModelDetail:
 
 def deployments_of(session: Session, name: str) -> dict[str, tuple[str, int | None]]:
     """device id -> (tag, the tag's version) for every device following a tag of ``name``."""
-    rows = session.execute(select(Deployment.device_id, Deployment.tag, ModelTag.version)
+    rows = session.execute(select(Deployment.device_id, Deployment.tag, _WANTED_VERSION)
                            .outerjoin(ModelTag, (ModelTag.name == Deployment.name) & (ModelTag.tag == Deployment.tag))
                            .where(Deployment.name == name))
     return {device_id: (tag, version) for device_id, tag, version in rows}

@@ -96,6 +96,7 @@ class DeployRequest(_Wire):
     tag: Tag
     devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] = Field(default_factory=list)
     all: bool = False
+    selector: str | None = Field(default=None, description="label selector, e.g. 'role=vision,site in (a, b)'")
 
 
 class DeployResult(_Wire):
@@ -108,6 +109,7 @@ class DeployResult(_Wire):
 class UndeployRequest(_Wire):
     devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] = Field(default_factory=list)
     all: bool = False
+    selector: str | None = Field(default=None, description="label selector, e.g. 'role=vision'")
 
 
 class DeviceModelState(_Wire):

@@ -53,6 +53,7 @@ class Device(Base):
     services: Mapped[list[Any]] = mapped_column(default=list)
     heartbeats_received: Mapped[int] = mapped_column(Integer, default=0)
     manifest_keys: Mapped[list[Any]] = mapped_column(default=list)  # key ids the device reports trusting
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)  # from the agent config and `fleet label`
 
 
 class ModelVersion(Base):
@@ -95,6 +96,8 @@ class Deployment(Base):
     tag: Mapped[str] = mapped_column(String(64))
     generation: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime]
+    # A running rollout pins the devices of its started waves to its new version (the tag stays at the old one).
+    pinned_version: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class ManifestSerial(Base):
@@ -104,3 +107,17 @@ class ManifestSerial(Base):
 
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     serial: Mapped[int] = mapped_column(BigInteger)
+
+
+class RolloutRow(Base):
+    """A staged rollout of NAME:TAG; ``doc`` is the whole state (jetfleet.backend.rollout_machine.Rollout)."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    tag: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    doc: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

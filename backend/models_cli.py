@@ -101,26 +101,58 @@ def _print_pushed(record: VersionRecord) -> None:
 
 @models_app.command("tag")
 def tag_version(ref: str = typer.Argument(..., metavar="NAME:TAG"), version: int = typer.Argument(..., min=1),
+                rollout: str | None = typer.Option(None, "--rollout", metavar="WAVES",
+                                                   help="Stage it: cumulative wave sizes, e.g. '1,10%,50%,100%'."),
+                max_failures: str = typer.Option("0", "--max-failures", metavar="N|P%",
+                                                 help="Failed devices tolerated before the rollout halts."),
+                soak: str = typer.Option("0s", "--soak", metavar="DURATION",
+                                         help="Gates must hold this long after a wave committed (30s, 5m)."),
+                gate: list[str] = typer.Option([], "--gate", metavar="EXPR",
+                                               help="e.g. 'error_ratio<0.01', 'p99_ms<50' (repeatable)."),
                 backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
-    """Point NAME:TAG at VERSION; every device following the tag swaps to it."""
+    """Point NAME:TAG at VERSION; every device following the tag swaps to it (with --rollout: wave by wave)."""
     name, tag = split_ref(ref)
+    if rollout is None and (gate or max_failures != "0" or soak != "0s"):
+        raise ConfigError("--max-failures, --soak and --gate need --rollout WAVES", key="--rollout")
     with _client(backend_url, token) as client:
+        if rollout is not None:
+            from jetfleet.backend.rollouts_cli import start_rollout
+
+            started = start_rollout(client, name=name, tag=tag, version=version, waves=rollout,
+                                    max_failures=max_failures, soak=soak, gates=gate)
+            waves = " | ".join(str(len(w["devices"])) for w in started["waves"]) or "no devices"
+            typer.echo(f"rollout {started['id']}: {name}:{tag} version {started['from_version']} -> {version}, "
+                       f"waves of {waves}; watch it: jetfleet rollouts show {started['id']}")
+            return
         record = client.move_tag(name, tag, version)
     moved = f"from version {record.previous_version} " if record.previous_version else ""
     typer.echo(f"{name}:{tag} moved {moved}to version {record.version}; {len(record.devices)} device(s) follow it")
+
+
+SELECTOR = typer.Option(None, "--selector", metavar="SELECTOR",
+                        help="Devices whose labels match, e.g. 'role=vision,site in (lab-a, lab-b)'.")
+
+
+def _one_target(device: list[str], all_devices: bool, selector: str | None) -> None:
+    if [bool(device), all_devices, selector is not None].count(True) != 1:
+        raise ConfigError("give one of: --device ID (repeatable), --all, --selector SELECTOR", key="--device")
+    if selector is not None:
+        from jetfleet.selectors import parse_selector
+
+        parse_selector(selector)  # a bad one fails here, naming the bad part
 
 
 @models_app.command("deploy")
 def deploy(ref: str = typer.Argument(..., metavar="NAME:TAG"),
            device: list[str] = typer.Option([], "--device", help="Device id (repeatable)."),
            all_devices: bool = typer.Option(False, "--all", help="Every registered device."),
+           selector: str | None = SELECTOR,
            backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
     """Make devices follow NAME:TAG (again: also retries a version that failed on them)."""
     name, tag = split_ref(ref)
-    if all_devices == bool(device):
-        raise ConfigError("give --device ID (repeatable) or --all", key="--device")
+    _one_target(device, all_devices, selector)
     with _client(backend_url, token) as client:
-        result = client.deploy(name, tag, device, all_devices)
+        result = client.deploy(name, tag, device, all_devices, selector)
     typer.echo(f"{name}:{tag} (version {result.version}) deployed to {len(result.devices)} device(s): "
                f"{', '.join(result.devices) or '-'}")
 
@@ -128,12 +160,12 @@ def deploy(ref: str = typer.Argument(..., metavar="NAME:TAG"),
 @models_app.command("undeploy")
 def undeploy(name: str, device: list[str] = typer.Option([], "--device", help="Device id (repeatable)."),
              all_devices: bool = typer.Option(False, "--all", help="Every device running it."),
+             selector: str | None = SELECTOR,
              backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
     """Stop serving NAME on devices (they keep the files)."""
-    if all_devices == bool(device):
-        raise ConfigError("give --device ID (repeatable) or --all", key="--device")
+    _one_target(device, all_devices, selector)
     with _client(backend_url, token) as client:
-        devices = client.undeploy(name, device, all_devices)
+        devices = client.undeploy(name, device, all_devices, selector)
     typer.echo(f"{name} undeployed from {len(devices)} device(s): {', '.join(devices) or '-'}")
 
 

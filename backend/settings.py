@@ -36,6 +36,7 @@ class BackendSettings:
     drift_min_window_rows: int = 20  # windows with fewer rows are not tested
     drift_webhook: str | None = None  # retrain hook: POST a drift report on each state change
     webhook_secret: str | None = None  # HMAC-SHA256 key of the X-Jetfleet-Signature header
+    rollout_interval: float = 1.0  # seconds between two passes of the rollout loop
 
     @property
     def signing_key_path(self) -> Path:
@@ -62,6 +63,8 @@ class BackendSettings:
             raise ConfigError("must be between 0 and 3600 seconds", key="heartbeat_interval")
         if self.offline_after_missed < 1:
             raise ConfigError("must be at least 1", key="offline_after_missed")
+        if not 0 < self.rollout_interval <= 60:
+            raise ConfigError("must be above 0 and at most 60 seconds", key="rollout_interval")
         if self.manifest_ttl < MIN_MANIFEST_TTL:
             raise ConfigError(f"must be at least {MIN_MANIFEST_TTL:g} seconds", key="manifest_ttl")
         self._check_drift()

@@ -156,6 +156,7 @@ class LocalBackend:
 
     def __init__(self, argv: list[str], url: str, log_path: Path) -> None:
         self.argv, self.url, self.log_path = argv, url, log_path
+        self.admin_token = ""
         self._proc: ManagedProcess | None = None
 
     def start(self) -> None:
@@ -187,15 +188,18 @@ class LocalBackend:
 
 
 @contextmanager
-def local_backend(database_url: str | None = None) -> Iterator[tuple[str, LocalBackend]]:
+def local_backend(database_url: str | None = None, extra_args: tuple[str, ...] = ()
+                  ) -> Iterator[tuple[str, LocalBackend]]:
     """A control plane subprocess on a free loopback port (fresh SQLite unless ``database_url``)."""
     with tempfile.TemporaryDirectory(prefix="jetfleet-bench-") as tmp:
         url_db = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         port = free_port()
+        token = secrets.token_urlsafe(16)
         argv = jetfleet_argv("backend", "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", url_db,
-                             "--admin-token", secrets.token_urlsafe(16), "--log-level", "warning",
-                             "--data-dir", str(Path(tmp) / "data"))
+                             "--admin-token", token, "--log-level", "warning",
+                             "--data-dir", str(Path(tmp) / "data"), *extra_args)
         server = LocalBackend(argv, f"http://127.0.0.1:{port}", Path(tmp) / "backend.log")
+        server.admin_token = token
         try:
             server.start()
             yield server.url, server

@@ -48,6 +48,25 @@ def bench_backend(
     print_result("jetfleet bench backend", result_dict(result), as_json=as_json)
 
 
+@bench_app.command("rollout")
+def bench_rollout(
+    devices: int = typer.Option(200, "--devices", min=2, max=100_000, help="Simulated devices."),
+    waves: str = typer.Option("1,10%,50%,100%", "--waves", help="The rollout's waves (as for --rollout)."),
+    concurrency: int = typer.Option(32, min=1, max=512, help="Heartbeats in flight."),
+    idle_seconds: float = typer.Option(10.0, min=1, max=600, help="Seconds measured before the rollout."),
+    rollout_interval: float = typer.Option(1.0, min=0.05, max=60, help="The control plane's rollout loop period."),
+    timeout: float = typer.Option(120.0, min=5, max=3600, help="Give up on the rollout after this many seconds."),
+    as_json: JsonOutput = False,
+) -> None:
+    """A staged rollout over simulated devices: CPU per heartbeat with and without it, time between waves."""
+    from jetfleet.bench.output import print_result
+    from jetfleet.bench.rollout import run_rollout_bench
+
+    result = run_rollout_bench(devices=devices, waves=waves, concurrency=concurrency, idle_seconds=idle_seconds,
+                               rollout_interval=rollout_interval, timeout=timeout)
+    print_result("jetfleet bench rollout", result, as_json=as_json)
+
+
 @bench_app.command("voice")
 def bench_voice(
     rounds: int = typer.Option(20, min=3, max=500, help="Clips per latency measurement"),

@@ -23,8 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from jetfleet.bench.loopback import free_port, wait_http_ok
-from jetfleet.bench.procs import Proc, jetfleet_argv
+from jetfleet.bench.procs import ManagedProcess, free_port, jetfleet_argv
 from jetfleet.bench.testmodels import write_dense_onnx
 from jetfleet.modelfiles.layout import make_metadata, version_dir, write_metadata
 
@@ -43,11 +42,12 @@ def run(inputs: int, batch: int, features: int, window_rows: list[int]) -> dict[
         for index, array in enumerate(arrays):
             np.save(folder / f"{index:06d}.npy", array)
         port = free_port()
-        server = Proc(jetfleet_argv("serve-model", "--model-dir", str(_install(root, features)), "--name", "dense",
-                                    "--version", "1", "--port", str(port)), root / "server.log")
+        argv = jetfleet_argv("serve-model", "--model-dir", str(_install(root, features)), "--name", "dense",
+                             "--version", "1", "--port", str(port))
+        server = ManagedProcess(argv, root / "server.log")
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_http_ok(f"{url}/v2/health/ready", server.popen, timeout=120, what="serve-model")
+            server.wait_http(f"{url}/v2/health/ready", timeout=120)
             direct = asyncio.run(_direct(url, [request_body({"input": a}) for a in arrays]))
             job_seconds, windows, window_bytes = asyncio.run(_job(url, folder, root / "outbox.sqlite3"))
         finally:

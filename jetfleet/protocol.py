@@ -10,14 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from jetfleet.errors import ConfigError
 from jetfleet.jobs import OutboxStatus
+from jetfleet.selectors import check_label
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, description="Stable device id (MAC-derived)")]
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegInt = Annotated[int, Field(ge=0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+Labels = Annotated[dict[str, str], Field(max_length=64, description="Device labels (key=value) for selectors")]
 
 
 class WireModel(BaseModel):
@@ -79,6 +83,12 @@ class ModelStatus(WireModel):
     reason: str | None = None
     endpoint: str | None = None
     progress_ratio: Ratio | None = Field(default=None, description="download progress while downloading")
+    # What the serving version's model server measured over the agent's recent window (None: no requests).
+    error_ratio: Ratio | None = Field(default=None, description="failed / all inference requests, recent window")
+    p50_ms: NonNegFloat | None = None
+    p95_ms: NonNegFloat | None = None
+    p99_ms: NonNegFloat | None = Field(default=None, description="latency percentiles of successful requests")
+    lock_held_seconds: NonNegFloat | None = Field(default=None, description="while an update lock defers a swap")
 
 
 class Metrics(WireModel):
@@ -105,6 +115,21 @@ class RegisterRequest(WireModel):
     hardware: HardwareInfo
     agent_version: str | None = None
     heartbeat_interval: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    labels: Labels = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _valid_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return valid_labels(value)
+
+
+def valid_labels(value: dict[str, str]) -> dict[str, str]:
+    for name, text in value.items():
+        try:
+            check_label(name, text)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+    return value
 
 
 class DeviceRecord(WireModel):
@@ -122,6 +147,7 @@ class DeviceRecord(WireModel):
     models: list[ModelStatus] = Field(default_factory=list)
     services: list[ServiceEndpoint] = Field(default_factory=list)
     manifest_keys: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class RegisterResponse(WireModel):

@@ -63,6 +63,8 @@ def serve(
     turn_speed: float = typer.Option(0.6, help="rad/s for turn commands (capped at 1.0)"),
     allow_dds_mismatch: bool = typer.Option(False, help="Allow cyclonedds 11.x on a robot network"
                                             " (the Go2 runs 0.10.2; see docs/voice.md)"),
+    update_lock: Path | None = typer.Option(None, help="Hold this update lock file while a robot command runs "
+                                            "(the agent's update_lock_path: no model swap mid-motion)"),
     match_threshold: float = typer.Option(0.70, help="Lowest fuzzy match accepted"),
     match_margin: float = typer.Option(0.10, help="Lead the best action needs over the next"),
     safety_margin: float = typer.Option(0.0, help="Nats by which audio must favour 'sta op' over 'stop'"),
@@ -91,7 +93,7 @@ def serve(
         robot=RobotSettings(kind=robot, robot_ip=robot_ip, network_interface=network_interface,  # type: ignore[arg-type]
                             dds_domain=dds_domain, timeout_s=robot_timeout, motion_seconds=motion_seconds,
                             move_rate_hz=move_rate, walk_speed=walk_speed, turn_speed=turn_speed,
-                            allow_dds_mismatch=allow_dds_mismatch),
+                            allow_dds_mismatch=allow_dds_mismatch, update_lock=update_lock),
         limits=LimitSettings(max_queue=max_queue, max_audio_seconds=max_audio_seconds,
                              max_upload_bytes=max_upload_bytes),
         grammar=GrammarSettings(threshold=match_threshold, margin=match_margin, safety_margin_nats=safety_margin),

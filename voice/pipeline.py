@@ -7,6 +7,7 @@ robot calls run off the event loop; admission to the model is bounded (:mod:`jet
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from jetfleet.updatelock import hold as update_lock
 from jetfleet.voice.audio import AudioLimits, DecodedAudio, decode_audio
 from jetfleet.voice.errors import AudioError, NotReady
 from jetfleet.voice.gate import AdmissionGate
@@ -190,6 +192,15 @@ class VoiceService:
         return result
 
     async def _run_robot(self, action: Action) -> RobotResult:
+        """Run the command while holding the device's update lock (when configured): no model swap mid-motion."""
+        lock = self.settings.robot.update_lock
+        if lock is None:
+            return await self._submit(action)
+        with contextlib.ExitStack() as held:
+            await asyncio.to_thread(held.enter_context, update_lock(lock))
+            return await self._submit(action)
+
+    async def _submit(self, action: Action) -> RobotResult:
         wait_s = self.settings.limits.robot_wait_s
         try:
             return await asyncio.wait_for(asyncio.wrap_future(self.driver.submit(action)), wait_s)

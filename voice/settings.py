@@ -75,6 +75,7 @@ class RobotSettings:
     max_turn_speed: float = 1.0
     probe_interval_s: float = 10.0
     allow_dds_mismatch: bool = False
+    update_lock: Path | None = None  # held (flock) while a command runs: the agent swaps no model meanwhile
 
     def __post_init__(self) -> None:
         _require(self.kind in ROBOTS, "--robot", f"must be one of {', '.join(ROBOTS)}")

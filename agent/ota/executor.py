@@ -27,6 +27,7 @@ from jetfleet.agent.ota.router import NodeRouter
 from jetfleet.agent.ota.runtime.base import LaunchSpec, ModelRuntime, free_port
 from jetfleet.agent.ota.steps import (
     Commit,
+    Defer,
     Download,
     Fail,
     Forget,
@@ -118,6 +119,7 @@ class Executor:
             StopOld: self._stop_old, StopInstance: self._stop_instance,  # type: ignore[dict-item]
             RemoveVersion: self._remove_version, RemovePartial: self._remove_partial,  # type: ignore[dict-item]
             Unroute: self._unroute, Forget: self._forget, Notify: self._notify, Fail: self._fail,  # type: ignore[dict-item]
+            Defer: self._defer,  # type: ignore[dict-item]
         }
         await handlers[type(step)](step, pipeline)
 
@@ -275,6 +277,13 @@ class Executor:
     async def _notify(self, step: Notify, pipeline: _Pipeline) -> None:
         record = self.records.get(step.name)
         self.records.put(record.evolve(state=states.NOTIFIED, reason=None, target_version=step.model.version))
+
+    async def _defer(self, step: Defer, pipeline: _Pipeline) -> None:
+        record = self.records.get(step.name)
+        if record.state != states.DEFERRED:
+            log.info("%s version %s is staged; the update lock is held, so the switch waits", step.name,
+                     step.model.version)
+        self.records.put(record.evolve(state=states.DEFERRED, reason=step.reason, target_version=step.model.version))
 
     async def _fail(self, step: Fail, pipeline: _Pipeline) -> None:
         raise StepFailure(step.reason, f"{step.name} version {step.model.version}", retry_after=step.retry_after)

@@ -22,6 +22,7 @@ from jetfleet.agent.ota.observed import Observed
 from jetfleet.agent.ota.records import ModelRecord
 from jetfleet.agent.ota.steps import (
     Commit,
+    Defer,
     Download,
     Fail,
     Forget,
@@ -49,6 +50,8 @@ class PlanContext:
     engine_size_factor: float = 1.0  # a TensorRT engine is about this times the ONNX file
     tensorrt: bool = False  # ONNX models get an engine built on this node
     disk_retry_seconds: float = 60.0
+    update_locked: bool = False  # a process holds the update lock: stage, but do not switch
+    lock_overdue: bool = False  # ... for longer than the configured maximum (reported, never broken)
 
 
 def plan(desired: Sequence[DesiredModel] | None, observed: Observed, records: Mapping[str, ModelRecord],
@@ -92,6 +95,8 @@ def _plan_model(model: DesiredModel, observed: Observed, record: ModelRecord, re
             return [Fail(name, model, "VERIFY_ERROR/VERSION_CONFLICT")]
         return [RemoveVersion(name, model.version)]  # same number, other content: replace it next pass
     activate = _activate(model, observed, ctx)
+    if ctx.update_locked and route is not None:  # a swap under a busy robot: stage only, then wait
+        activate = _defer(model, record, ctx)
     if installed is not None:
         return activate
     fetch = _fetch(model, observed, records, ctx)
@@ -126,6 +131,13 @@ def _activate(model: DesiredModel, observed: Observed, ctx: PlanContext) -> list
     replaced = route.version if route is not None and route.version != model.version else None
     return [*steps, HealthCheck(name, model.version), Switch(name, model.version),
             Commit(name, model.version, replaced=replaced), StopOld(name)]
+
+
+def _defer(model: DesiredModel, record: ModelRecord, ctx: PlanContext) -> list[Step]:
+    reason = states.LOCKED_OVERDUE if ctx.lock_overdue else states.LOCKED
+    if (record.state, record.reason, record.target_version) == (states.DEFERRED, reason, model.version):
+        return []
+    return [Defer(model.name, model, reason)]
 
 
 def _converged(model: DesiredModel, observed: Observed, record: ModelRecord, ctx: PlanContext) -> list[Step]:

@@ -17,12 +17,15 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from itertools import groupby
 
+import httpx
+
 from jetfleet.agent.config import AgentConfig
 from jetfleet.agent.http import local_client
 from jetfleet.agent.ota import states
 from jetfleet.agent.ota.components import executor_settings, local_endpoint, make_router, make_runtime
 from jetfleet.agent.ota.download import Downloads
 from jetfleet.agent.ota.executor import Executor
+from jetfleet.agent.ota.fieldstats import FieldStats, parse_counts
 from jetfleet.agent.ota.install import ModelStore
 from jetfleet.agent.ota.observed import Observed
 from jetfleet.agent.ota.plan import PlanContext, plan
@@ -32,6 +35,7 @@ from jetfleet.errors import JetfleetError
 from jetfleet.jobs import DesiredJob
 from jetfleet.manifest import DesiredModel, ManifestError, ManifestPayload
 from jetfleet.protocol import HardwareInfo, HeartbeatResponse, ModelStatus, RegisterResponse
+from jetfleet.updatelock import is_held
 
 log = logging.getLogger("jetfleet.agent.ota")
 
@@ -59,6 +63,9 @@ class OtaService:
         self._wake: asyncio.Event | None = None
         self._last_error: str | None = None
         self.on_desired: Callable[[], None] = lambda: None  # e.g. wakes the jobs loop
+        self.field_stats = FieldStats(window=config.ota_metrics_window_seconds)
+        self._lock_since: float | None = None  # monotonic time the update lock was first seen held
+        self._lock_reported = False
 
     # -- heartbeat hooks -------------------------------------------------------------------------------
     def on_registered(self, response: RegisterResponse) -> None:
@@ -109,7 +116,9 @@ class OtaService:
                 target_version=desired[name].version if name in desired else record.target_version,
                 state=record.state, reason=record.reason,
                 endpoint=self.router.endpoint(name, route) if serving and route else None,
-                progress_ratio=self.executor.progress.get(name) if record.state == states.DOWNLOADING else None)
+                progress_ratio=self.executor.progress.get(name) if record.state == states.DOWNLOADING else None,
+                lock_held_seconds=self._lock_held() if record.state == states.DEFERRED else None,
+                **self.field_stats.values(name, serving.version if serving else None))
             if self._refusal is not None and name in refused and refused[name] != status.serving_version:
                 status = status.model_copy(update={"state": states.FAILED, "reason": self._refusal[0],
                                                    "target_version": refused[name]})
@@ -175,7 +184,8 @@ class OtaService:
         wanted = self._wanted()
         self._supersede(wanted)
         self._observed = await self._observe()
-        steps = plan(wanted, self._observed, self.records.records, self._context())
+        await self._sample_field_stats()
+        steps = plan(wanted, self._observed, self.records.records, self._context(await self._update_locked()))
         targets = {m.name: m for m in wanted or ()}
         for name, group in groupby(steps, key=lambda step: step.name):
             task = asyncio.create_task(self.executor.run(name, list(group), targets.get(name)),
@@ -183,11 +193,52 @@ class OtaService:
             task.add_done_callback(lambda _t: self._wake.set() if self._wake else None)
             self._tasks[name] = (task, targets.get(name))
 
-    def _context(self) -> PlanContext:
+    def _context(self, locked: bool) -> PlanContext:
         c = self.config
+        overdue = locked and self._lock_held() > c.update_lock_max_seconds
         return PlanContext(now=time.time(), auto_update=c.auto_update, keep_versions=c.ota_keep_versions,
                            headroom_bytes=c.ota_disk_headroom_bytes, engine_size_factor=c.ota_engine_size_factor,
-                           tensorrt=self._tensorrt)
+                           tensorrt=self._tensorrt, update_locked=locked, lock_overdue=overdue)
+
+    # -- update lock and field signals ---------------------------------------------------------------
+    async def _update_locked(self) -> bool:
+        """Observe the update lock (a fact for the planner); log when it is held past the maximum."""
+        held = await asyncio.to_thread(is_held, self.config.update_lock_file)
+        if not held:
+            if self._lock_since is not None:
+                log.info("update lock %s released after %.1f s", self.config.update_lock_file, self._lock_held())
+            self._lock_since, self._lock_reported = None, False
+            return False
+        if self._lock_since is None:
+            self._lock_since = time.monotonic()
+        if not self._lock_reported and self._lock_held() > self.config.update_lock_max_seconds:
+            self._lock_reported = True
+            log.warning("update lock %s held for %.0f s (more than update_lock_max_seconds %g): model swaps keep "
+                        "waiting; find the holder with: fuser -v %s", self.config.update_lock_file,
+                        self._lock_held(), self.config.update_lock_max_seconds, self.config.update_lock_file)
+        return True
+
+    def _lock_held(self) -> float:
+        return 0.0 if self._lock_since is None else round(time.monotonic() - self._lock_since, 1)
+
+    async def _sample_field_stats(self) -> None:
+        """Scrape each serving model server's counters (at most once a second per version)."""
+        serving = set()
+        for name in self._observed.routes:
+            instance = self._observed.serving_instance(name)
+            if instance is None:
+                continue
+            serving.add((name, instance.version))
+            if not self.field_stats.due(name, instance.version):
+                continue
+            url = f"http://{self.executor.settings.upstream_host}:{instance.port}/metrics"
+            try:
+                response = await self._http.get(url, timeout=2.0)
+                response.raise_for_status()
+                self.field_stats.add(name, instance.version, parse_counts(response.text))
+            except (httpx.HTTPError, ValueError) as exc:
+                log.debug("could not read %s: %s", url, exc)
+        self.field_stats.keep_only(serving)
 
     async def _observe(self) -> Observed:
         self.config.models_dir.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@
     notified -> downloading -> verifying -> [converting] -> staged -> activating -> health_check
              -> committed | rolled_back | failed
 
+``deferred``: staged, but an update lock is held (reason ``LOCKED``, ``LOCKED/OVERDUE`` past the maximum).
 ``notified``: a new version is wanted but not being applied (``auto_update: false``, or waiting).
 ``converting``: the candidate builds its TensorRT engine while loading. ``rolled_back``: the
 candidate failed and the previous version keeps serving; ``failed``: it failed and nothing else serves.
@@ -26,9 +27,10 @@ HEALTH_CHECK = "health_check"
 COMMITTED = "committed"
 ROLLED_BACK = "rolled_back"
 FAILED = "failed"
+DEFERRED = "deferred"
 
-STATES = (NOTIFIED, DOWNLOADING, VERIFYING, CONVERTING, STAGED, ACTIVATING, HEALTH_CHECK, COMMITTED, ROLLED_BACK,
-          FAILED)
+STATES = (NOTIFIED, DOWNLOADING, VERIFYING, CONVERTING, STAGED, DEFERRED, ACTIVATING, HEALTH_CHECK, COMMITTED,
+          ROLLED_BACK, FAILED)
 TERMINAL = (COMMITTED, ROLLED_BACK, FAILED)
 
 DISK_SPACE = "DISK_SPACE"
@@ -37,3 +39,5 @@ BAD_SIGNATURE = "VERIFY_ERROR/BAD_SIGNATURE"
 READY_TIMEOUT = "HEALTH_ERROR/READY_TIMEOUT"
 GOLDEN_MISMATCH = "HEALTH_ERROR/GOLDEN_MISMATCH"
 TRT_BUILD = "CONVERT_ERROR/TRT_BUILD"
+LOCKED = "LOCKED"
+LOCKED_OVERDUE = "LOCKED/OVERDUE"

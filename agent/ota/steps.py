@@ -112,3 +112,11 @@ class Fail(Step):
     model: DesiredModel
     reason: str
     retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Defer(Step):
+    """An update lock is held: ``model`` is staged but not switched to (state ``deferred``, ``reason``)."""
+
+    model: DesiredModel
+    reason: str

@@ -54,3 +54,16 @@ def test_bench_gateway_refuses_an_unknown_section() -> None:
     done = subprocess.run(jetfleet_cmd("bench", "gateway", "--sections", "overhead,typo"), capture_output=True,
                           text=True, timeout=60, env=subprocess_env())
     assert done.returncode == 2 and "typo" in done.stderr and "--sections" in done.stderr
+
+
+def test_bench_rollout_completes_a_staged_rollout_over_simulated_devices() -> None:
+    result = _bench("rollout", "--devices", "20", "--idle-seconds", "1", "--rollout-interval", "0.2",
+                    "--concurrency", "4")
+    assert result["rollout_state"] == "completed" and result["errors"] == 0, result
+    assert result["wave_sizes"] == [1, 1, 8, 10]
+    gaps = result["last_commit_to_next_wave_s"]
+    assert isinstance(gaps, list) and len(gaps) == 3 and all(isinstance(g, float) and g >= 0 for g in gaps)
+    for window in ("idle", "rollout"):
+        measured = result[window]
+        assert isinstance(measured, dict) and measured["heartbeats"] > 0
+        assert measured["server_cpu_ms_per_heartbeat"] > 0

@@ -1,0 +1,98 @@
+"""HTTP endpoints of staged rollouts (/api/v1/rollouts, admin) and device labels."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from jetfleet.backend import appstate, devices, rollout_machine, rollouts
+from jetfleet.backend.auth import require_admin
+from jetfleet.backend.rollout_machine import Rollout
+from jetfleet.backend.rollouts import RolloutEngine
+from jetfleet.manifest import MODEL_NAME_PATTERN, TAG_PATTERN
+from jetfleet.protocol import DeviceRecord, valid_labels
+
+router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"], dependencies=[Depends(require_admin)])
+labels_router = APIRouter(prefix="/api/v1/edge-devices", tags=["devices"], dependencies=[Depends(require_admin)])
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RolloutRequest(_Wire):
+    model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+    tag: Annotated[str, Field(pattern=TAG_PATTERN)]
+    version: Annotated[int, Field(ge=1)]
+    waves: Annotated[str, Field(min_length=1, description="cumulative wave sizes, e.g. '1,10%,50%,100%'")]
+    max_failures: str = Field(default="0", description="devices (e.g. 2) or a percentage (e.g. 10%)")
+    soak_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] = 0.0
+    gates: list[str] = Field(default_factory=list, description="e.g. 'error_ratio<0.01', 'p99_ms<50'")
+
+
+class LabelChange(_Wire):
+    set: dict[str, str] = Field(default_factory=dict)
+    remove: list[str] = Field(default_factory=list)
+
+    @field_validator("set")
+    @classmethod
+    def _valid(cls, value: dict[str, str]) -> dict[str, str]:
+        return valid_labels(value)
+
+
+def _engine(request: Request) -> RolloutEngine:
+    engine: RolloutEngine = request.app.state.rollouts
+    return engine
+
+
+@router.post("", response_model=Rollout, status_code=status.HTTP_201_CREATED)
+def create_rollout(body: RolloutRequest, request: Request) -> Rollout:
+    """Move NAME:TAG to VERSION wave by wave (instead of every follower at once)."""
+    now = appstate.now()
+    request.app.state.ingest.flush()
+    with _engine(request).lock, appstate.sessions(request).begin() as session:
+        rollout, changed = rollouts.create(session, name=body.model, tag=body.tag, version=body.version,
+                                           waves=body.waves, max_failures=body.max_failures,
+                                           soak_seconds=body.soak_seconds, gates=body.gates, now=now)
+    appstate.desired(request).invalidate(changed)
+    return rollout
+
+
+@router.get("", response_model=list[Rollout])
+def list_rollouts(request: Request) -> list[Rollout]:
+    with appstate.sessions(request).begin() as session:
+        return rollouts.list_all(session)
+
+
+@router.get("/{rollout_id}", response_model=Rollout)
+def get_rollout(rollout_id: int, request: Request) -> Rollout:
+    with appstate.sessions(request).begin() as session:
+        return rollouts.load(session, rollout_id)[1]
+
+
+@router.post("/{rollout_id}/pause", response_model=Rollout)
+def pause(rollout_id: int, request: Request) -> Rollout:
+    """No new wave starts (devices already updating finish)."""
+    return _engine(request).act(rollout_id, rollout_machine.pause)
+
+
+@router.post("/{rollout_id}/resume", response_model=Rollout)
+def resume(rollout_id: int, request: Request) -> Rollout:
+    return _engine(request).act(rollout_id, rollout_machine.resume)
+
+
+@router.post("/{rollout_id}/abort", response_model=Rollout)
+def abort(rollout_id: int, request: Request) -> Rollout:
+    """Every device of the rollout goes back to the version it served before (blue/green swap)."""
+    return _engine(request).act(rollout_id, rollout_machine.abort)
+
+
+@labels_router.put("/{device_id}/labels", response_model=DeviceRecord)
+def set_labels(device_id: str, body: LabelChange, request: Request) -> DeviceRecord:
+    """Set labels (key=value) and remove keys of a device (for --selector)."""
+    request.app.state.ingest.flush()
+    with appstate.sessions(request).begin() as session:
+        device = devices.set_labels(session, device_id, dict(body.set), list(body.remove))
+        return devices.device_record(device, settings=appstate.settings(request), now=appstate.now())
