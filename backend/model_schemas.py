@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from jetfleet.manifest import FRAMEWORKS, MODEL_NAME_PATTERN, TAG_PATTERN, Framework, GoldenCheck, TensorSpecEntry
-from jetfleet.protocol import DEVICE_ID_PATTERN
+from jetfleet.protocol import DEVICE_ID_PATTERN, json_number
 
 __all__ = ["FRAMEWORKS", "MODEL_NAME_PATTERN", "TAG_PATTERN"]
 
@@ -37,8 +37,8 @@ class CreateVersion(_Wire):
     golden_output_upload: UploadId | None = None
     golden_input_filename: str | None = None
     golden_output_filename: str | None = None
-    golden_rtol: Annotated[float, Field(ge=0, le=1)] = 1e-3
-    golden_atol: Annotated[float, Field(ge=0)] = 1e-5
+    golden_rtol: Annotated[float, Field(ge=0, le=1, strict=True)] = 1e-3
+    golden_atol: Annotated[float, Field(ge=0, strict=True)] = 1e-5
 
 
 class VersionRecord(_Wire):
@@ -78,7 +78,7 @@ class ModelDetail(_Wire):
 
 
 class MoveTag(_Wire):
-    version: Annotated[int, Field(ge=1)]
+    version: Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(json_number)]
 
 
 class TagRecord(_Wire):
@@ -89,10 +89,27 @@ class TagRecord(_Wire):
     devices: list[str]
 
 
-class DeployRequest(_Wire):
-    tag: Tag
+# "device ids, or all=true" as JSON Schema, so that generated clients and fuzzers know it too.
+_DEVICES_OR_ALL: dict[str, Any] = {"anyOf": [
+    {"properties": {"all": {"const": True}, "devices": {"maxItems": 0}}, "required": ["all"]},
+    {"properties": {"all": {"const": False}, "devices": {"minItems": 1}}, "required": ["devices"]},
+]}
+
+
+class _DevicesOrAll(_Wire):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_DEVICES_OR_ALL)
     devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] = Field(default_factory=list)
-    all: bool = False
+    all: Annotated[bool, Field(strict=True)] = False
+
+    @model_validator(mode="after")
+    def _one_of(self) -> _DevicesOrAll:
+        if self.all == bool(self.devices):
+            raise ValueError("devices: give either device ids or all=true")
+        return self
+
+
+class DeployRequest(_DevicesOrAll):
+    tag: Tag
 
 
 class DeployResult(_Wire):
@@ -102,9 +119,8 @@ class DeployResult(_Wire):
     devices: list[str]
 
 
-class UndeployRequest(_Wire):
-    devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] = Field(default_factory=list)
-    all: bool = False
+class UndeployRequest(_DevicesOrAll):
+    pass
 
 
 class DeviceModelState(_Wire):

@@ -14,7 +14,8 @@ from jetfleet.errors import JetfleetError
 
 ROLES = ("agent", "modelserver", "backend", "voice", "gateway", "bench")
 _ROLE_OF_COMMAND = {"agent": "agent", "serve-model": "modelserver", "backend": "backend", "fleet": "backend",
-                    "models": "backend", "voice": "voice", "gateway": "gateway", "bench": "bench"}
+                    "models": "backend", "tokens": "backend", "audit": "backend", "voice": "voice",
+                    "gateway": "gateway", "bench": "bench"}
 
 
 def _register_roles(argv: list[str]) -> None:
