@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile as StarletteUpload
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jetfleet.errors import TemporaryError
 from jetfleet.httpapi import ErrorBody, allowed_methods, errors, finish_contract
@@ -48,7 +49,7 @@ _LISTEN_DOC = {
             "multipart/form-data": {"schema": {"type": "object", "properties": {
                 "audio": {"type": "string", "format": "binary", "description": "any format FFmpeg decodes"},
                 "language": {"type": "string", "example": "nl", "pattern": GRAMMAR_LANGUAGE}},
-                "required": ["audio"]}},
+                "required": ["audio"], "additionalProperties": False}},
         },
         "required": True,
     }
@@ -196,8 +197,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = f"{field}: {first['msg']}" if field else str(first["msg"])
         return _error(request, 422, message, param=field, detail=errors)
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # also Starlette's own (a malformed multipart body: 400)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request.app, request.url.path)
