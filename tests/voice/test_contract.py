@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.contract.fuzz import run_schemathesis
+from tests.support.schemathesis_run import run_schemathesis
 from tests.voice.conftest import VoiceServer
 
 

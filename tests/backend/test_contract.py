@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.contract.fuzz import run_schemathesis
+from tests.support.schemathesis_run import run_schemathesis
 from tests.support.backend import ADMIN_TOKEN, backend_server
 
 
