@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.support.schemathesis_run import run_schemathesis
 from tests.support.backend import ADMIN_TOKEN, backend_server
+from tests.support.schemathesis_run import run_schemathesis
 
 
 def test_control_plane_matches_its_schema(tmp_path: Path) -> None:
