@@ -84,6 +84,8 @@ def document_errors(schema: dict[str, Any], error_models: dict[str, type[BaseMod
                 continue
             for parameter in operation.get("parameters", []):
                 _absent_is_null(parameter)
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                components.update(media.get("schema", {}).pop("$defs", {}))  # openapi_extra bodies' models
             form = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
             ref = form.get("schema", {}).get("$ref", "")
             fields = components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}) if ref else {}
