@@ -53,7 +53,8 @@ class AdminClient:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with translate_transport_errors(self.base_url):
             response = self._http.request(method, path, **kwargs)
-        raise_for_status(response, self.base_url, auth_hint=" (give an API token with --token or JETFLEET_TOKEN)")
+        raise_for_status(response, self.base_url,
+                         auth_hint=" (give an API token or the admin token with --token or JETFLEET_TOKEN)")
         return response
 
     def devices(self, status: str | None = None) -> list[DeviceRecord]:

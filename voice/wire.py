@@ -42,8 +42,10 @@ class ListenRequest(BaseModel):
          "properties": {"audio_base64": {"type": "string"}, "command": {"type": "null"}}}]})
 
     command: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")] | None = None
-    audio_base64: Annotated[str, Field(min_length=1, pattern=BASE64_PATTERN)] | None = None
-    language: Annotated[str, Field(min_length=2, max_length=16, pattern=GRAMMAR_LANGUAGE)] | None = None
+    # patterns for the schema only: the validators below enforce them with clearer messages
+    audio_base64: Annotated[str, Field(min_length=1, json_schema_extra={"pattern": BASE64_PATTERN})] | None = None
+    language: Annotated[str, Field(min_length=2, max_length=16,
+                                   json_schema_extra={"pattern": GRAMMAR_LANGUAGE})] | None = None
 
     @field_validator("language")
     @classmethod
