@@ -123,5 +123,23 @@ def bench_model_server(
     run_benchmark(requests=requests, batch=batch, features=features, as_json=as_json)
 
 
+@bench_app.command("faults")
+def bench_faults(
+    out: Path | None = typer.Option(None, "--out", help="Also write the table into this markdown file "
+                                                        "(e.g. docs/reliability.md), between its markers."),
+    timeout: float = typer.Option(1800.0, min=60, max=7200, help="Bound on the whole run (s)."),
+) -> None:
+    """Drive every fault that has a test against real processes and print the fault matrix (source checkout)."""
+    from jetfleet.bench.faults import run, table, write_table
+
+    outcomes = run(timeout)
+    text = table(outcomes)
+    typer.echo(text)
+    if out is not None:
+        write_table(out, text)
+    if any(o.result in ("failed", "not run") for o in outcomes):
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """The commands are declared on ``bench_app`` (already part of ``app``) when this module is imported."""

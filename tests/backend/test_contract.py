@@ -14,7 +14,7 @@ from tests.support.schemathesis_run import run_schemathesis
 
 def test_control_plane_matches_its_schema(tmp_path: Path) -> None:
     with backend_server(tmp_path / "backend") as backend:
-        report = run_schemathesis(f"{backend.url}/openapi.json", tmp_path, bearer=ADMIN_TOKEN)
+        report = run_schemathesis(f"{backend.url}/openapi.json", tmp_path, bearer=ADMIN_TOKEN, max_examples=12)
     selected = re.search(r"(\d+) selected / (\d+) total", report)
     assert selected and selected.group(1) == selected.group(2), "every operation is fuzzed"
     # the stateful phase follows the declared links into core logic (register -> heartbeat, push -> deploy)
