@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -24,13 +25,13 @@ class HeartbeatResult:
 
 class BackendClient:
     def __init__(self, base_url: str, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None,
-                 provisioning_key: str | None = None) -> None:
+                 provisioning_key: str | None = None, ca_bundle: Path | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"User-Agent": USER_AGENT}
         if provisioning_key:
             headers["X-Provisioning-Key"] = provisioning_key
-        self._http = client_for([self.base_url], base_url=self.base_url, timeout=timeout, transport=transport,
-                                headers=headers)
+        self._http = client_for([self.base_url], ca_bundle, base_url=self.base_url, timeout=timeout,
+                                transport=transport, headers=headers)
 
     async def aclose(self) -> None:
         await self._http.aclose()

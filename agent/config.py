@@ -36,6 +36,7 @@ class AgentConfig(BaseModel):
     # The seed's keys, with the seed's defaults.
     backend_url: str
     api_key: str | None = None
+    ca_bundle: Path | None = None  # PEM of a private CA that signed an https backend_url's certificate
     heartbeat_interval: Annotated[float, Field(gt=0, le=3600)] = 30.0
     device_name: Annotated[str, Field(min_length=1, max_length=128)] = Field(default_factory=socket.gethostname)
     device_type: Annotated[str, Field(min_length=1, max_length=64)] = "jetson_orin"
@@ -102,6 +103,13 @@ class AgentConfig(BaseModel):
     def _ordered_range(cls, value: tuple[int, int]) -> tuple[int, int]:
         if value[0] < 1024 or value[0] > value[1]:
             raise ValueError(f"must be [FIRST, LAST] with 1024 <= FIRST <= LAST (got {list(value)})")
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _readable_pem(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value}: no such file (the PEM file of the control plane's CA)")
         return value
 
     @field_validator("model_endpoint_url")

@@ -39,7 +39,7 @@ class Agent:
                                                  disk_paths=_disk_paths(config))
         self.hardware = probe_hardware(config.host_root, nvml=self.collector.nvml)
         self.client = BackendClient(config.backend_url, timeout=config.request_timeout,
-                                    provisioning_key=config.api_key)
+                                    provisioning_key=config.api_key, ca_bundle=config.ca_bundle)
         self._probe_http = client_for(service.url for service in config.services)
         self.metrics_server: MetricsServer | None = None
         self.ota = OtaService(config, device_id=self.device_id, hardware=self.hardware,

@@ -10,24 +10,28 @@ from __future__ import annotations
 import functools
 import ssl
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from jetfleet.httperrors import tls_context
+
 
 @functools.cache
-def _shared_tls() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
+def shared_tls(ca_bundle: Path | None = None) -> ssl.SSLContext:
+    """One verifying context per trust store: the system's CAs, or only those in ``ca_bundle`` (a private CA)."""
+    return httpx.create_ssl_context() if ca_bundle is None else tls_context(ca_bundle)
 
 
-def tls_for(urls: Iterable[str]) -> ssl.SSLContext | bool:
+def tls_for(urls: Iterable[str], ca_bundle: Path | None = None) -> ssl.SSLContext | bool:
     """The shared verifying context when any URL uses TLS. For plain ``http://`` URLs no context is needed
     (httpx does not follow redirects unless asked, so such a client never reaches an ``https`` URL)."""
-    return _shared_tls() if any(url.lower().startswith("https:") for url in urls) else False
+    return shared_tls(ca_bundle) if any(url.lower().startswith("https:") for url in urls) else False
 
 
-def client_for(urls: Iterable[str], **options: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(verify=tls_for(urls), **options)
+def client_for(urls: Iterable[str], ca_bundle: Path | None = None, **options: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(verify=tls_for(urls, ca_bundle), **options)
 
 
 def local_client(**options: Any) -> httpx.AsyncClient:

@@ -24,7 +24,7 @@ from jetfleet.backend.model_schemas import (
     UploadResult,
     VersionRecord,
 )
-from jetfleet.httperrors import raise_for_status, translate_transport_errors
+from jetfleet.httperrors import raise_for_status, tls_verify, translate_transport_errors
 from jetfleet.protocol import DeviceRecord
 
 _DEVICE_LIST = TypeAdapter(list[DeviceRecord])
@@ -38,9 +38,10 @@ Progress = Callable[[int], None]
 
 class AdminClient:
     def __init__(self, base_url: str, token: str, *, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, ca_bundle: Path | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
+                                  verify=tls_verify(ca_bundle),
                                   headers={"Authorization": f"Bearer {token}"} if token else {})
 
     def close(self) -> None:
@@ -55,7 +56,8 @@ class AdminClient:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with translate_transport_errors(self.base_url):
             response = self._http.request(method, path, **kwargs)
-        raise_for_status(response, self.base_url, auth_hint=" (give the admin token with --token or JETFLEET_TOKEN)")
+        raise_for_status(response, self.base_url,
+                         auth_hint=" (give an API token or the admin token with --token or JETFLEET_TOKEN)")
         return response
 
     def devices(self, status: str | None = None) -> list[DeviceRecord]:

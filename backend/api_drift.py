@@ -7,14 +7,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jetfleet.backend import appstate, drift, model_registry
-from jetfleet.backend.auth import require_admin
+from jetfleet.backend.auth import require_read
 from jetfleet.backend.drift_schemas import DriftReport
 from jetfleet.backend.jobs_models import DriftReference, SketchRow
 
 router = APIRouter(prefix="/api/v1/drift", tags=["drift"])
 
 
-@router.get("/{model}", response_model=DriftReport, dependencies=[Depends(require_admin)])
+@router.get("/{model}", response_model=DriftReport, dependencies=[Depends(require_read)])
 def drift_status(model: str, request: Request, version: int | None = Query(None, ge=1),
                  device_id: str | None = None) -> DriftReport:
     """Per input feature: PSI, JS, KS, Wasserstein against the reference, their thresholds and the drift verdict

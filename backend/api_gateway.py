@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jetfleet.backend import appstate
-from jetfleet.backend.auth import require_admin
+from jetfleet.backend.auth import require_read
 from jetfleet.backend.models import Device
 from jetfleet.gateway.fleet import parse_dynamic_settings
 from jetfleet.gateway.live_fleet import DeviceView, fleet_from_devices
@@ -51,7 +51,7 @@ class RenderedCache:
         return previous is None or previous[1] != body
 
 
-@router.get("/traefik", dependencies=[Depends(require_admin)],
+@router.get("/traefik", dependencies=[Depends(require_read)],
             responses={200: {"description": "Traefik dynamic configuration (HTTP provider format, JSON)"},
                        400: {"description": "Unknown or invalid setting in the query string"}})
 def traefik_config(request: Request) -> Response:

@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from jetfleet.backend import appstate, jobs_registry, model_registry, results
-from jetfleet.backend.auth import bearer_token, require_admin
+from jetfleet.backend.auth import bearer_token, require_deploy, require_read
 from jetfleet.backend.ingest import HeartbeatIngest
 from jetfleet.backend.job_schemas import CreateJob, JobRecord, ResultRecord, RunJob, RunResult
 from jetfleet.jobs import ResultsAck
@@ -17,7 +17,7 @@ device_router = APIRouter(prefix="/api/v1/edge-devices", tags=["devices"])
 
 
 @router.post("", response_model=JobRecord, status_code=status.HTTP_201_CREATED,
-             dependencies=[Depends(require_admin)])
+             dependencies=[Depends(require_deploy)])
 def create_job(body: CreateJob, request: Request) -> JobRecord:
     """A new job; its devices get it in their next signed manifest."""
     now = appstate.now()
@@ -29,19 +29,19 @@ def create_job(body: CreateJob, request: Request) -> JobRecord:
     return record
 
 
-@router.get("", response_model=list[JobRecord], dependencies=[Depends(require_admin)])
+@router.get("", response_model=list[JobRecord], dependencies=[Depends(require_read)])
 def list_jobs(request: Request) -> list[JobRecord]:
     with appstate.sessions(request).begin() as session:
         return jobs_registry.list_jobs(session)
 
 
-@router.get("/{name}", response_model=JobRecord, dependencies=[Depends(require_admin)])
+@router.get("/{name}", response_model=JobRecord, dependencies=[Depends(require_read)])
 def get_job(name: str, request: Request) -> JobRecord:
     with appstate.sessions(request).begin() as session:
         return jobs_registry.record(session, jobs_registry.get(session, name))
 
 
-@router.post("/{name}/run", response_model=RunResult, dependencies=[Depends(require_admin)])
+@router.post("/{name}/run", response_model=RunResult, dependencies=[Depends(require_deploy)])
 def run_job(name: str, body: RunJob, request: Request) -> RunResult:
     """Run the job once more now, on all its devices or the given ones (their run_generation grows)."""
     now = appstate.now()
@@ -52,7 +52,7 @@ def run_job(name: str, body: RunJob, request: Request) -> RunResult:
     return RunResult(name=name, devices=devices)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(require_admin)])
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(require_deploy)])
 def delete_job(name: str, request: Request) -> None:
     """Remove the job from its devices' manifests (its stored results stay until the retention)."""
     now = appstate.now()
@@ -62,7 +62,7 @@ def delete_job(name: str, request: Request) -> None:
     appstate.desired(request).invalidate(devices)
 
 
-@router.get("/{name}/results", response_model=list[ResultRecord], dependencies=[Depends(require_admin)])
+@router.get("/{name}/results", response_model=list[ResultRecord], dependencies=[Depends(require_read)])
 def job_results(name: str, request: Request, device_id: str | None = None,
                 after_id: int = Query(0, ge=0, description="page on: the last id of the previous page"),
                 limit: int = Query(results.DEFAULT_RESULTS_PAGE, ge=1, le=10_000)) -> list[ResultRecord]:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Request, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from jetfleet.backend import appstate, drift, model_registry, rollouts
 from jetfleet.backend import devices as devices_registry
-from jetfleet.backend.artifacts import InvalidField
-from jetfleet.backend.auth import bearer_token, require_admin, token_matches
+from jetfleet.backend.api_params import DeviceIdPath, ModelNamePath, Sha256Path, TagPath
+from jetfleet.backend.auth import authenticate, device_caller, require_deploy, require_read, token_matches
 from jetfleet.backend.model_schemas import (
     CreateVersion,
     DeployRequest,
@@ -27,7 +29,7 @@ from jetfleet.backend.model_schemas import (
 from jetfleet.backend.models_status import model_status
 from jetfleet.backend.push import golden_check, read_signature, reference_arrays, resolve_framework
 from jetfleet.errors import AuthError, NotFoundError
-from jetfleet.manifest import MODEL_NAME_PATTERN, TAG_PATTERN
+from jetfleet.httpapi import errors
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 device_router = APIRouter(prefix="/api/v1/edge-devices", tags=["devices"])
@@ -38,33 +40,46 @@ class ArtifactResponse(FileResponse):
     chunk_size = ARTIFACT_CHUNK_BYTES  # Starlette's 64 KiB default costs throughput on big models
 
 
-def _check_name(value: str, field: str, pattern: str = MODEL_NAME_PATTERN) -> str:
-    import re
-
-    if not re.fullmatch(pattern, value):
-        raise InvalidField(field, f"{value!r} must match {pattern}")
-    return value
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": {
+    "schema": {"type": "string", "format": "binary", "minLength": 1}}}}}
+_UPLOADED_LINKS = {"version": {"operationId": "create_version", "requestBody": {
+    "artifact_upload": "$response.body#/upload_id", "filename": "model.engine", "framework": "tensorrt",
+    "tag": "prod"}}}
+_VERSION_LINKS = {
+    "tag": {"operationId": "move_tag", "parameters": {"name": "$response.body#/name", "tag": "prod"},
+            "requestBody": {"version": "$response.body#/version"}},
+    "deploy": {"operationId": "deploy", "parameters": {"name": "$response.body#/name"},
+               "requestBody": {"tag": "prod", "all": True}},
+    "model": {"operationId": "get_model", "parameters": {"name": "$response.body#/name"}},
+}
+_DEPLOYED_LINKS = {"status": {"operationId": "status_of", "parameters": {"name": "$response.body#/name"}}}
 
 
 @router.post("/uploads", response_model=UploadResult, status_code=status.HTTP_201_CREATED,
-             dependencies=[Depends(require_admin)])
-async def upload(request: Request, x_artifact_sha256: str | None = Header(default=None),
-                 content_length: int | None = Header(default=None)) -> UploadResult:
-    """Stream a file (the raw request body) into the upload area; ``X-Artifact-SHA256`` is checked when sent."""
-    result = await appstate.artifacts(request).receive(request.stream(), expected_sha256=x_artifact_sha256,
-                                           expected_size=content_length)
+             dependencies=[Depends(require_deploy)], openapi_extra=_UPLOAD_BODY,
+             responses={201: {"links": _UPLOADED_LINKS}, **errors(400, 413)})
+async def upload(request: Request) -> UploadResult:
+    """Stream a file (the raw request body) into the upload area.
+
+    Integrity headers, checked when sent: ``X-Artifact-SHA256`` (the body's sha256, lowercase hex) and
+    ``Content-Length``; a mismatch is a 400 and the upload is discarded.
+    """
+    announced = request.headers.get("content-length")
+    result = await appstate.artifacts(request).receive(
+        request.stream(), expected_sha256=request.headers.get("x-artifact-sha256"),
+        expected_size=int(announced) if announced and announced.isdigit() else None)
+    request.state.audit_target = f"upload_id={result.upload_id} sha256={result.sha256}"
     return UploadResult(upload_id=result.upload_id, sha256=result.sha256, size_bytes=result.size_bytes)
 
 
 @router.post("/{name}/versions", response_model=VersionRecord, status_code=status.HTTP_201_CREATED,
-             dependencies=[Depends(require_admin)])
-def create_version(name: str, body: CreateVersion, request: Request) -> VersionRecord:
+             dependencies=[Depends(require_deploy)], responses={201: {"links": _VERSION_LINKS}, **errors(400, 409)})
+def create_version(name: ModelNamePath, body: CreateVersion, request: Request) -> VersionRecord:
     """Make the uploads a new version of NAME (and point ``tag`` at it). A refusal discards the uploads."""
     store = appstate.artifacts(request)
     uploads = [u for u in (body.artifact_upload, body.golden_input_upload, body.golden_output_upload) if u]
     reference_upload = [body.reference_upload] if body.reference_upload else []
     try:
-        _check_name(name, "name")
         artifact, artifact_path = store.upload(body.artifact_upload, "artifact_upload")
         framework, stored_name = resolve_framework(body.filename, body.framework)
         signature = read_signature(artifact_path, stored_name, framework)
@@ -91,22 +106,21 @@ def create_version(name: str, body: CreateVersion, request: Request) -> VersionR
     return record
 
 
-@router.get("", response_model=list[ModelSummary], dependencies=[Depends(require_admin)])
+@router.get("", response_model=list[ModelSummary], dependencies=[Depends(require_read)])
 def list_models(request: Request) -> list[ModelSummary]:
     with appstate.sessions(request).begin() as session:
         return model_registry.list_models(session)
 
 
-@router.get("/{name}", response_model=ModelDetail, dependencies=[Depends(require_admin)])
-def get_model(name: str, request: Request) -> ModelDetail:
+@router.get("/{name}", response_model=ModelDetail, dependencies=[Depends(require_read)])
+def get_model(name: ModelNamePath, request: Request) -> ModelDetail:
     with appstate.sessions(request).begin() as session:
         return model_registry.model_detail(session, name)
 
 
-@router.put("/{name}/tags/{tag}", response_model=TagRecord, dependencies=[Depends(require_admin)])
-def move_tag(name: str, tag: str, body: MoveTag, request: Request) -> TagRecord:
+@router.put("/{name}/tags/{tag}", response_model=TagRecord, dependencies=[Depends(require_deploy)])
+def move_tag(name: ModelNamePath, tag: TagPath, body: MoveTag, request: Request) -> TagRecord:
     """Point NAME:TAG at a version; every device following the tag updates."""
-    _check_name(tag, "tag", TAG_PATTERN)
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
         rollouts.refuse_if_active(session, name, tag)
@@ -116,10 +130,11 @@ def move_tag(name: str, tag: str, body: MoveTag, request: Request) -> TagRecord:
     return TagRecord(name=name, tag=tag, version=body.version, previous_version=previous, devices=followers)
 
 
-@router.post("/{name}/deployments", response_model=DeployResult, dependencies=[Depends(require_admin)])
-def deploy(name: str, body: DeployRequest, request: Request) -> DeployResult:
+@router.post("/{name}/deployments", response_model=DeployResult, dependencies=[Depends(require_deploy)],
+             responses={200: {"links": _DEPLOYED_LINKS}})
+def deploy(name: ModelNamePath, body: DeployRequest, request: Request) -> DeployResult:
     """Devices follow NAME:TAG from now on (a repeated deploy also retries a version that failed there)."""
-    _one_target(body.devices, body.all, body.selector)
+    request.state.audit_target = f"name={name} tag={body.tag} {_describe(body.devices, body.all, body.selector)}"
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
         targets = _targets(session, body.devices, body.all, body.selector)
@@ -129,10 +144,10 @@ def deploy(name: str, body: DeployRequest, request: Request) -> DeployResult:
     return DeployResult(name=name, tag=body.tag, version=version, devices=devices)
 
 
-@router.post("/{name}/undeploy", response_model=list[str], dependencies=[Depends(require_admin)])
-def undeploy(name: str, body: UndeployRequest, request: Request) -> list[str]:
+@router.post("/{name}/undeploy", response_model=list[str], dependencies=[Depends(require_deploy)])
+def undeploy(name: ModelNamePath, body: UndeployRequest, request: Request) -> list[str]:
     """Devices stop serving NAME (they keep the files for a quick redeploy)."""
-    _one_target(body.devices, body.all, body.selector)
+    request.state.audit_target = f"name={name} {_describe(body.devices, body.all, body.selector)}"
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
         devices = model_registry.undeploy(session, name, _targets(session, body.devices, body.all, body.selector))
@@ -141,9 +156,10 @@ def undeploy(name: str, body: UndeployRequest, request: Request) -> list[str]:
     return devices
 
 
-def _one_target(device_ids: list[str], all_devices: bool, selector: str | None) -> None:
-    if [bool(device_ids), all_devices, selector is not None].count(True) != 1:
-        raise InvalidField("devices", "give exactly one of: device ids, all=true, or a selector")
+def _describe(device_ids: list[str], all_devices: bool, selector: str | None) -> str:
+    if selector is not None:
+        return f"selector={selector}"
+    return "devices=all" if all_devices else f"devices={','.join(device_ids)}"
 
 
 def _targets(session: Session, device_ids: list[str], all_devices: bool, selector: str | None) -> list[str] | None:
@@ -155,27 +171,26 @@ def _targets(session: Session, device_ids: list[str], all_devices: bool, selecto
     return None if all_devices else device_ids
 
 
-@router.get("/{name}/status", response_model=ModelStatusReport, dependencies=[Depends(require_admin)])
-def status_of(name: str, request: Request) -> ModelStatusReport:
+@router.get("/{name}/status", response_model=ModelStatusReport, dependencies=[Depends(require_read)])
+def status_of(name: ModelNamePath, request: Request) -> ModelStatusReport:
     """What each device following NAME actually serves (from its heartbeats)."""
     request.app.state.ingest.flush()
     with appstate.sessions(request).begin() as session:
         return model_status(session, name, appstate.now())
 
 
-@router.get("/artifacts/{sha256}", dependencies=[Depends(require_admin)], response_class=FileResponse)
-def admin_artifact(sha256: str, request: Request) -> FileResponse:
+@router.get("/artifacts/{sha256}", dependencies=[Depends(require_read)], response_class=FileResponse)
+def admin_artifact(sha256: Sha256Path, request: Request) -> FileResponse:
     return ArtifactResponse(appstate.artifacts(request).open_checked(sha256), media_type="application/octet-stream")
 
 
 @device_router.get("/{device_id}/artifacts/{sha256}", response_class=FileResponse,
                    responses={206: {"description": "Partial content (Range)"},
-                              416: {"description": "Range not satisfiable"}})
-async def device_artifact(device_id: str, sha256: str, request: Request,
-                          authorization: str | None = Header(default=None)) -> FileResponse:
-    """An artifact of a model deployed to this device; HTTP Range (one or more ranges) is supported."""
-    token = bearer_token(authorization)
-    if not _is_admin(request, token):
+                              **errors(401, 416)})
+async def device_artifact(device_id: DeviceIdPath, sha256: Sha256Path, request: Request,
+                          token: Annotated[str | None, Depends(device_caller)]) -> FileResponse:
+    """An artifact of a model deployed to this device (or any, for a ``read`` token); HTTP Range is supported."""
+    if not await _is_reader(request, token):
         ingest = request.app.state.ingest
         auth = ingest.cached_auth(device_id) or await run_in_threadpool(ingest.load_auth, device_id)
         if not token_matches(token, auth.token_hash):
@@ -190,8 +205,9 @@ async def device_artifact(device_id: str, sha256: str, request: Request,
     return ArtifactResponse(path, media_type="application/octet-stream")
 
 
-def _is_admin(request: Request, token: str | None) -> bool:
-    import hmac
-
-    expected: str = request.app.state.settings.admin_token
-    return token is not None and hmac.compare_digest(token.encode(), expected.encode())
+async def _is_reader(request: Request, token: str | None) -> bool:
+    """An API token (any scope) may read any artifact; anything else must be this device's token."""
+    try:
+        return await authenticate(request, token) is not None
+    except HTTPException:  # not an API token: it may still be the device's
+        return False

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
 from jetfleet.backend import appstate
-from jetfleet.backend.auth import require_admin
+from jetfleet.backend.auth import require_read
 from jetfleet.backend.models import Device
 
 router = APIRouter(prefix="/api/v1/prometheus", tags=["monitoring"])
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1/prometheus", tags=["monitoring"])
 SCRAPED_ROLES = ("metrics", "voice")
 
 
-@router.get("/targets", dependencies=[Depends(require_admin)])
+@router.get("/targets", dependencies=[Depends(require_read)])
 def scrape_targets(request: Request) -> list[dict[str, Any]]:
     """Every device's exporter and services, with device labels, in Prometheus' http_sd format.
 

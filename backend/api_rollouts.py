@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jetfleet.backend import appstate, devices, rollout_machine, rollouts
-from jetfleet.backend.auth import require_admin
+from jetfleet.backend.auth import require_admin, require_deploy, require_read
 from jetfleet.backend.rollout_machine import Rollout
 from jetfleet.backend.rollouts import RolloutEngine
 from jetfleet.manifest import MODEL_NAME_PATTERN, TAG_PATTERN
 from jetfleet.protocol import DeviceRecord, valid_labels
 
-router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
 labels_router = APIRouter(prefix="/api/v1/edge-devices", tags=["devices"], dependencies=[Depends(require_admin)])
 
 
@@ -47,7 +47,7 @@ def _engine(request: Request) -> RolloutEngine:
     return engine
 
 
-@router.post("", response_model=Rollout, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=Rollout, status_code=status.HTTP_201_CREATED, dependencies=[Depends(require_deploy)])
 def create_rollout(body: RolloutRequest, request: Request) -> Rollout:
     """Move NAME:TAG to VERSION wave by wave (instead of every follower at once)."""
     now = appstate.now()
@@ -60,30 +60,30 @@ def create_rollout(body: RolloutRequest, request: Request) -> Rollout:
     return rollout
 
 
-@router.get("", response_model=list[Rollout])
+@router.get("", response_model=list[Rollout], dependencies=[Depends(require_read)])
 def list_rollouts(request: Request) -> list[Rollout]:
     with appstate.sessions(request).begin() as session:
         return rollouts.list_all(session)
 
 
-@router.get("/{rollout_id}", response_model=Rollout)
+@router.get("/{rollout_id}", response_model=Rollout, dependencies=[Depends(require_read)])
 def get_rollout(rollout_id: int, request: Request) -> Rollout:
     with appstate.sessions(request).begin() as session:
         return rollouts.load(session, rollout_id)[1]
 
 
-@router.post("/{rollout_id}/pause", response_model=Rollout)
+@router.post("/{rollout_id}/pause", response_model=Rollout, dependencies=[Depends(require_deploy)])
 def pause(rollout_id: int, request: Request) -> Rollout:
     """No new wave starts (devices already updating finish)."""
     return _engine(request).act(rollout_id, rollout_machine.pause)
 
 
-@router.post("/{rollout_id}/resume", response_model=Rollout)
+@router.post("/{rollout_id}/resume", response_model=Rollout, dependencies=[Depends(require_deploy)])
 def resume(rollout_id: int, request: Request) -> Rollout:
     return _engine(request).act(rollout_id, rollout_machine.resume)
 
 
-@router.post("/{rollout_id}/abort", response_model=Rollout)
+@router.post("/{rollout_id}/abort", response_model=Rollout, dependencies=[Depends(require_deploy)])
 def abort(rollout_id: int, request: Request) -> Rollout:
     """Every device of the rollout goes back to the version it served before (blue/green swap)."""
     return _engine(request).act(rollout_id, rollout_machine.abort)

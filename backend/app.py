@@ -9,14 +9,25 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 import jetfleet
-from jetfleet.backend import api_devices, api_drift, api_gateway, api_jobs, api_models, api_monitoring, api_rollouts
+from jetfleet.backend import (
+    api_access,
+    api_devices,
+    api_drift,
+    api_gateway,
+    api_jobs,
+    api_models,
+    api_monitoring,
+    api_rollouts,
+)
 from jetfleet.backend.artifacts import ArtifactStore
+from jetfleet.backend.audit import AuditMiddleware
 from jetfleet.backend.desired_state import DesiredState
 from jetfleet.backend.drift_monitor import DriftCollector, DriftMonitor
 from jetfleet.backend.ingest import HeartbeatIngest
@@ -26,6 +37,7 @@ from jetfleet.backend.rollouts import RolloutEngine
 from jetfleet.backend.settings import BackendSettings
 from jetfleet.backend.signing import Signer
 from jetfleet.errors import AuthError, ConflictError, JetfleetError, NotFoundError, PermanentError
+from jetfleet.httpapi import finish_contract
 
 log = logging.getLogger("jetfleet.backend")
 
@@ -64,7 +76,8 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
             ingest.stop()  # writes the last pending heartbeats
 
     app = FastAPI(title="jetfleet control plane", version=jetfleet.__version__, lifespan=lifespan,
-                  description="Device registry, heartbeats, model registry and OTA for Jetson fleets.")
+                  description="Device registry, heartbeats, model registry and OTA for Jetson fleets.",
+                  generate_unique_id_function=_operation_id)
     registry = CollectorRegistry()
     registry.register(FleetCollector(sessions, before_read=ingest.flush))
     registry.register(DriftCollector(monitor))
@@ -90,13 +103,21 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     app.include_router(api_models.router)
     app.include_router(api_monitoring.router)
     app.include_router(api_gateway.router)
+    app.include_router(api_access.router)
     app.include_router(api_jobs.router)
     app.include_router(api_jobs.device_router)
     app.include_router(api_drift.router)
     app.include_router(api_rollouts.router)
     app.include_router(api_rollouts.labels_router)
     app.add_exception_handler(JetfleetError, _jetfleet_error)
+    app.add_middleware(AuditMiddleware, sessions=sessions)
+    finish_contract(app)
     return app
+
+
+def _operation_id(route: APIRoute) -> str:
+    """The handler's name: stable, so that OpenAPI links and generated clients can refer to it."""
+    return route.name
 
 
 async def _jetfleet_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -106,8 +106,8 @@ class ArtifactStore:
         try:
             upload = Upload(**json.loads((self.uploads / f"{upload_id}.json").read_text()))
         except (FileNotFoundError, ValueError, TypeError):
-            raise InvalidField(field, f"no upload {upload_id} (uploads expire after "
-                                      f"{UPLOAD_TTL_SECONDS:.0f}s)") from None
+            raise NotFoundError(f"{field}: no upload {upload_id} (uploads expire after "
+                                f"{UPLOAD_TTL_SECONDS:.0f}s)") from None
         return upload, self.uploads / upload_id
 
     def commit(self, upload_id: str) -> None:

@@ -55,6 +55,10 @@ def serve(
     webhook_secret: str | None = typer.Option(None, "--webhook-secret", envvar="JETFLEET_WEBHOOK_SECRET",
                                               help="Sign webhook bodies (HMAC-SHA256, X-Jetfleet-Signature)."),
     rollout_interval: float = typer.Option(1.0, help="Seconds between two passes of the rollout loop."),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", envvar="JETFLEET_TLS_CERT",
+                                         help="Serve HTTPS with this certificate (PEM, chain included)."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", envvar="JETFLEET_TLS_KEY",
+                                        help="The certificate's private key (PEM)."),
 ) -> None:
     """Run the control plane (migrates the database first; creates the signing key when absent)."""
     import uvicorn
@@ -75,13 +79,36 @@ def serve(
                                drift_alpha=drift_alpha, drift_reference_rows=drift_reference_rows,
                                drift_webhook=drift_webhook, webhook_secret=webhook_secret,
                                rollout_interval=rollout_interval)
+    tls = _tls_files(tls_cert, tls_key)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signer = _signer(settings)
     engine = create_db_engine(settings.database_url)
     migrate(engine)
     app = create_app(settings, engine, signer=signer)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log,
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, ssl_certfile=tls[0], ssl_keyfile=tls[1])
+
+
+def _tls_files(cert: Path | None, key: Path | None) -> tuple[str | None, str | None]:
+    """uvicorn's TLS arguments; both files or neither, and they must load as a certificate and its key."""
+    import ssl
+
+    from jetfleet.errors import ConfigError
+
+    if cert is None and key is None:
+        return None, None
+    if cert is None or key is None:
+        raise ConfigError("give both --tls-cert and --tls-key (or neither, for plain HTTP)",
+                          key="--tls-cert" if cert is None else "--tls-key")
+    for path, option in ((cert, "--tls-cert"), (key, "--tls-key")):
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file", key=option)
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"{cert} and {key} do not load as a PEM certificate and its private key ({exc})",
+                          key="--tls-cert") from exc
+    return str(cert), str(key)
 
 
 def _signer(settings: BackendSettings) -> Signer:
@@ -125,9 +152,11 @@ def keygen(path: Path = typer.Argument(..., help="Where to write the new key (re
 
 
 def register(app: typer.Typer) -> None:
-    from jetfleet.backend import drift_cli, fleet_cli, jobs_cli, models_cli, rollouts_cli
+    from jetfleet.backend import access_cli, drift_cli, fleet_cli, jobs_cli, models_cli, rollouts_cli
 
     app.add_typer(backend_app, name="backend")
+    app.add_typer(access_cli.tokens_app, name="tokens")
+    app.command("audit")(access_cli.audit)
     app.add_typer(fleet_cli.fleet_app, name="fleet")
     app.add_typer(models_cli.models_app, name="models")
     app.add_typer(jobs_cli.jobs_app, name="jobs")

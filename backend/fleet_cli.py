@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, JsonOutput, Token
+from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, CaBundle, JsonOutput, Token
 from jetfleet.protocol import DeviceRecord, Metrics
 
 fleet_app = typer.Typer(help="Fleet status and device administration.", no_args_is_help=True)
@@ -17,12 +17,13 @@ GIB = 1024**3
 
 
 @fleet_app.command("status")
-def status(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False,
+def status(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "",
+           ca_bundle: CaBundle = None, as_json: JsonOutput = False,
            only: str | None = typer.Option(None, "--status", help="Only 'online' or 'offline' devices.")) -> None:
     """List every device with its status, metrics and when it was last seen."""
     from jetfleet.backend.admin_client import AdminClient
 
-    with AdminClient(backend_url, token) as client:
+    with AdminClient(backend_url, token, ca_bundle=ca_bundle) as client:
         records = client.devices(status=only)
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
@@ -31,11 +32,12 @@ def status(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_
 
 
 @fleet_app.command("show")
-def show(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+def show(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "",
+         ca_bundle: CaBundle = None) -> None:
     """Everything the control plane knows about one device, as JSON."""
     from jetfleet.backend.admin_client import AdminClient
 
-    with AdminClient(backend_url, token) as client:
+    with AdminClient(backend_url, token, ca_bundle=ca_bundle) as client:
         typer.echo(client.device(device_id).model_dump_json(indent=2))
 
 
@@ -62,21 +64,23 @@ def _labels(labels: dict[str, str]) -> str:
 
 
 @fleet_app.command("reprovision")
-def reprovision(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+def reprovision(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "",
+                ca_bundle: CaBundle = None) -> None:
     """Release a device id: the next device registering with it gets a new token."""
     from jetfleet.backend.admin_client import AdminClient
 
-    with AdminClient(backend_url, token) as client:
+    with AdminClient(backend_url, token, ca_bundle=ca_bundle) as client:
         client.reprovision(device_id)
     typer.echo(f"{device_id}: released; the next registration with this id claims it")
 
 
 @fleet_app.command("remove")
-def remove(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+def remove(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "",
+           ca_bundle: CaBundle = None) -> None:
     """Forget a device (decommission)."""
     from jetfleet.backend.admin_client import AdminClient
 
-    with AdminClient(backend_url, token) as client:
+    with AdminClient(backend_url, token, ca_bundle=ca_bundle) as client:
         client.remove(device_id)
     typer.echo(f"{device_id}: removed")
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from jetfleet.manifest import FRAMEWORKS, MODEL_NAME_PATTERN, TAG_PATTERN, Framework, GoldenCheck, TensorSpecEntry
-from jetfleet.protocol import DEVICE_ID_PATTERN
+from jetfleet.protocol import DEVICE_ID_PATTERN, json_number
 
 __all__ = ["FRAMEWORKS", "MODEL_NAME_PATTERN", "TAG_PATTERN"]
 
@@ -37,8 +37,8 @@ class CreateVersion(_Wire):
     golden_output_upload: UploadId | None = None
     golden_input_filename: str | None = None
     golden_output_filename: str | None = None
-    golden_rtol: Annotated[float, Field(ge=0, le=1)] = 1e-3
-    golden_atol: Annotated[float, Field(ge=0)] = 1e-5
+    golden_rtol: Annotated[float, Field(ge=0, le=1, strict=True)] = 1e-3
+    golden_atol: Annotated[float, Field(ge=0, strict=True)] = 1e-5
     reference_upload: UploadId | None = Field(default=None, description="drift reference (.npz, one array per "
                                                                         "input name, rows = samples)")
     reference_filename: str | None = None
@@ -81,7 +81,7 @@ class ModelDetail(_Wire):
 
 
 class MoveTag(_Wire):
-    version: Annotated[int, Field(ge=1)]
+    version: Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(json_number)]
 
 
 class TagRecord(_Wire):
@@ -92,11 +92,33 @@ class TagRecord(_Wire):
     devices: list[str]
 
 
-class DeployRequest(_Wire):
-    tag: Tag
+# "device ids, all=true, or a selector" as JSON Schema, so that generated clients and fuzzers know it too.
+_DEVICES_OR_ALL: dict[str, Any] = {"oneOf": [
+    {"properties": {"all": {"const": True}, "devices": {"maxItems": 0}, "selector": {"type": "null"}},
+     "required": ["all"]},
+    {"properties": {"all": {"const": False}, "devices": {"minItems": 1}, "selector": {"type": "null"}},
+     "required": ["devices"]},
+    {"properties": {"all": {"const": False}, "devices": {"maxItems": 0}, "selector": {"type": "string"}},
+     "required": ["selector"]},
+]}
+
+
+class _DevicesOrAll(_Wire):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_DEVICES_OR_ALL)
     devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] = Field(default_factory=list)
-    all: bool = False
-    selector: str | None = Field(default=None, description="label selector, e.g. 'role=vision,site in (a, b)'")
+    all: Annotated[bool, Field(strict=True)] = False
+    selector: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
+        default=None, description="label selector, e.g. 'role=vision,site in (a, b)'")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> _DevicesOrAll:
+        if [bool(self.devices), self.all, self.selector is not None].count(True) != 1:
+            raise ValueError("devices: give exactly one of: device ids, all=true, or a selector")
+        return self
+
+
+class DeployRequest(_DevicesOrAll):
+    tag: Tag
 
 
 class DeployResult(_Wire):
@@ -106,10 +128,8 @@ class DeployResult(_Wire):
     devices: list[str]
 
 
-class UndeployRequest(_Wire):
-    devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] = Field(default_factory=list)
-    all: bool = False
-    selector: str | None = Field(default=None, description="label selector, e.g. 'role=vision'")
+class UndeployRequest(_DevicesOrAll):
+    pass
 
 
 class DeviceModelState(_Wire):

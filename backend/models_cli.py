@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, JsonOutput, Token
+from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, CaBundle, JsonOutput, Token
 from jetfleet.errors import ConfigError, TemporaryError
 
 if TYPE_CHECKING:
@@ -22,10 +22,10 @@ models_app = typer.Typer(help="Model registry and OTA: push, tag, deploy, status
 STATUS_FIELDS = ("device_id", "version", "state", "reason", "endpoint")
 
 
-def _client(backend_url: str, token: str) -> AdminClient:
+def _client(backend_url: str, token: str, ca_bundle: Path | None = None) -> AdminClient:
     from jetfleet.backend.admin_client import AdminClient
 
-    return AdminClient(backend_url, token)
+    return AdminClient(backend_url, token, ca_bundle=ca_bundle)
 
 
 def split_ref(ref: str, argument: str = "NAME:TAG") -> tuple[str, str]:
@@ -51,12 +51,13 @@ def push(
                                                "samples); default: the first rows the fleet reports."),
     golden_rtol: float = typer.Option(1e-3, help="Relative tolerance of the golden check."),
     golden_atol: float = typer.Option(1e-5, help="Absolute tolerance of the golden check."),
-    backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False,
+    backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None,
+    as_json: JsonOutput = False,
 ) -> None:
     """Upload FILE as the next version of NAME (streamed, with a progress bar)."""
     from jetfleet.backend.model_schemas import CreateVersion
 
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         artifact = _upload(client, file, quiet=as_json)
         golden = {kind: _upload(client, path, quiet=True) if path else None
                   for kind, path in (("input", golden_input), ("output", golden_output), ("reference", reference))}
@@ -109,12 +110,12 @@ def tag_version(ref: str = typer.Argument(..., metavar="NAME:TAG"), version: int
                                          help="Gates must hold this long after a wave committed (30s, 5m)."),
                 gate: list[str] = typer.Option([], "--gate", metavar="EXPR",
                                                help="e.g. 'error_ratio<0.01', 'p99_ms<50' (repeatable)."),
-                backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+                backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None) -> None:
     """Point NAME:TAG at VERSION; every device following the tag swaps to it (with --rollout: wave by wave)."""
     name, tag = split_ref(ref)
     if rollout is None and (gate or max_failures != "0" or soak != "0s"):
         raise ConfigError("--max-failures, --soak and --gate need --rollout WAVES", key="--rollout")
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         if rollout is not None:
             from jetfleet.backend.rollouts_cli import start_rollout
 
@@ -147,11 +148,11 @@ def deploy(ref: str = typer.Argument(..., metavar="NAME:TAG"),
            device: list[str] = typer.Option([], "--device", help="Device id (repeatable)."),
            all_devices: bool = typer.Option(False, "--all", help="Every registered device."),
            selector: str | None = SELECTOR,
-           backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+           backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None) -> None:
     """Make devices follow NAME:TAG (again: also retries a version that failed on them)."""
     name, tag = split_ref(ref)
     _one_target(device, all_devices, selector)
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         result = client.deploy(name, tag, device, all_devices, selector)
     typer.echo(f"{name}:{tag} (version {result.version}) deployed to {len(result.devices)} device(s): "
                f"{', '.join(result.devices) or '-'}")
@@ -161,18 +162,19 @@ def deploy(ref: str = typer.Argument(..., metavar="NAME:TAG"),
 def undeploy(name: str, device: list[str] = typer.Option([], "--device", help="Device id (repeatable)."),
              all_devices: bool = typer.Option(False, "--all", help="Every device running it."),
              selector: str | None = SELECTOR,
-             backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+             backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None) -> None:
     """Stop serving NAME on devices (they keep the files)."""
     _one_target(device, all_devices, selector)
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         devices = client.undeploy(name, device, all_devices, selector)
     typer.echo(f"{name} undeployed from {len(devices)} device(s): {', '.join(devices) or '-'}")
 
 
 @models_app.command("ls")
-def list_models(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False) -> None:
+def list_models(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None,
+                as_json: JsonOutput = False) -> None:
     """Every model with its versions, tags and how many devices follow it."""
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         models = client.models()
     if as_json:
         typer.echo(json.dumps([m.model_dump(mode="json") for m in models], indent=2))
@@ -187,10 +189,10 @@ def list_models(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = ""
 
 
 @models_app.command("status")
-def status(name: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "",
+def status(name: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None,
            as_json: JsonOutput = False) -> None:
     """Per device: the version actually serving, the deployment state and reason, the endpoint."""
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         report = client.model_status(name)
     if as_json:
         typer.echo(json.dumps(status_json(report), indent=2))
@@ -220,10 +222,10 @@ def _v(version: int | None) -> str:
 @models_app.command("wait")
 def wait(name: str, version: int = typer.Option(..., "--version", min=1, help="The version to wait for."),
          timeout: float = typer.Option(120.0, min=1, max=3600, help="Give up after this many seconds."),
-         backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+         backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None) -> None:
     """Wait until every device following NAME serves VERSION (exit 1 on timeout, with the last status)."""
     deadline = time.monotonic() + timeout
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         while True:
             try:
                 report = client.model_status(name)

@@ -160,6 +160,22 @@ def bench_jobs(
         raise ConfigError("comma-separated whole numbers expected", key="--windows") from exc
     print_result("jetfleet bench jobs", run(inputs=inputs, batch=batch, features=features, window_rows=rows),
                  as_json=as_json)
+@bench_app.command("faults")
+def bench_faults(
+    out: Path | None = typer.Option(None, "--out", help="Also write the table into this markdown file "
+                                                        "(e.g. docs/reliability.md), between its markers."),
+    timeout: float = typer.Option(1800.0, min=60, max=7200, help="Bound on the whole run (s)."),
+) -> None:
+    """Drive every fault that has a test against real processes and print the fault matrix (source checkout)."""
+    from jetfleet.bench.faults import run, table, write_table
+
+    outcomes = run(timeout)
+    text = table(outcomes)
+    typer.echo(text)
+    if out is not None:
+        write_table(out, text)
+    if any(o.result in ("failed", "not run") for o in outcomes):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

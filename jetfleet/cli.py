@@ -15,7 +15,7 @@ from jetfleet.errors import JetfleetError
 ROLES = ("agent", "modelserver", "backend", "voice", "gateway", "bench")
 _ROLE_OF_COMMAND = {"agent": "agent", "serve-model": "modelserver", "backend": "backend", "fleet": "backend",
                     "models": "backend", "jobs": "backend", "drift": "backend", "rollouts": "backend",
-                    "voice": "voice", "gateway": "gateway", "bench": "bench"}
+                    "tokens": "backend", "audit": "backend", "voice": "voice", "gateway": "gateway", "bench": "bench"}
 
 
 def _register_roles(argv: list[str]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from jetfleet.errors import ConfigError
 from jetfleet.jobs import OutboxStatus
@@ -18,9 +18,20 @@ from jetfleet.selectors import check_label
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, description="Stable device id (MAC-derived)")]
-Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-NonNegFloat = Annotated[float, Field(ge=0.0)]
+
+
+def json_number(value: object) -> object:
+    """JSON Schema's number: a JSON true is not 1 and the text "30" is not 30 (pydantic's lax mode says they are)."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+# strict floats, and ints that take 285.0 (an integer to JSON Schema) but not true or "285"
+Ratio = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+NonNegInt = Annotated[int, Field(ge=0), BeforeValidator(json_number)]
+Seconds = Annotated[float, Field(gt=0, le=3600, strict=True)]
+NonNegFloat = Annotated[float, Field(ge=0.0, strict=True)]
 Labels = Annotated[dict[str, str], Field(max_length=64, description="Device labels (key=value) for selectors")]
 
 
@@ -56,8 +67,8 @@ class HardwareInfo(WireModel):
 class DeviceConfig(WireModel):
     """Settings the control plane hands to a device; the device applies them at run time."""
 
-    heartbeat_interval: Annotated[float, Field(gt=0, le=3600)]
-    offline_after_missed: Annotated[int, Field(ge=1)] = 3
+    heartbeat_interval: Seconds
+    offline_after_missed: Annotated[int, Field(ge=1), BeforeValidator(json_number)] = 3
 
 
 class ServiceEndpoint(WireModel):
@@ -65,7 +76,7 @@ class ServiceEndpoint(WireModel):
 
     role: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=256)]
-    healthy: bool | None = None
+    healthy: Annotated[bool, Field(strict=True)] | None = None
     # How the gateway's live registry balances this service (a fleet file's node `weight` and `backup`):
     # its share of the role's traffic, and whether it only takes traffic while every primary is down.
     weight: Annotated[int, Field(ge=1, le=1000)] | None = None
@@ -102,9 +113,9 @@ class Metrics(WireModel):
     disk_used_bytes: NonNegInt | None = None
     disk_total_bytes: NonNegInt | None = None
     gpu_utilization_ratio: Ratio | None = None
-    temperatures_celsius: dict[str, float] = Field(default_factory=dict)
-    power_watts: dict[str, float] = Field(default_factory=dict)
-    uptime_seconds: Annotated[float, Field(ge=0)] | None = None
+    temperatures_celsius: dict[str, Annotated[float, Field(strict=True)]] = Field(default_factory=dict)
+    power_watts: dict[str, Annotated[float, Field(strict=True)]] = Field(default_factory=dict)
+    uptime_seconds: Annotated[float, Field(ge=0, strict=True)] | None = None
 
 
 class RegisterRequest(WireModel):
@@ -114,7 +125,7 @@ class RegisterRequest(WireModel):
     location: Annotated[str, Field(max_length=128)] = "Unknown"
     hardware: HardwareInfo
     agent_version: str | None = None
-    heartbeat_interval: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    heartbeat_interval: Seconds = 30.0
     labels: Labels = Field(default_factory=dict)
 
     @field_validator("labels")

@@ -15,15 +15,18 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile as StarletteUpload
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jetfleet.errors import TemporaryError
+from jetfleet.httpapi import ErrorBody, allowed_methods, errors, finish_contract
 from jetfleet.voice.edge import EdgeMiddleware
 from jetfleet.voice.errors import AudioError
 from jetfleet.voice.pipeline import ListenResult, VoiceService
 from jetfleet.voice.stt.base import Transcript
 from jetfleet.voice.wire import (
+    GRAMMAR_LANGUAGE,
     CommandOut,
     HealthResponse,
     LatencyMs,
@@ -38,17 +41,36 @@ from jetfleet.voice.wire import (
 _LOG = logging.getLogger(__name__)
 
 AUDIO_FIELDS = ("audio", "file")
+ISO_LANGUAGE = r"^\s*[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*\s*$"
 _LISTEN_DOC = {
     "requestBody": {
         "content": {
             "application/json": {"schema": ListenRequest.model_json_schema()},
             "multipart/form-data": {"schema": {"type": "object", "properties": {
                 "audio": {"type": "string", "format": "binary", "description": "any format FFmpeg decodes"},
-                "language": {"type": "string", "example": "nl"}}, "required": ["audio"]}},
+                "language": {"type": "string", "example": "nl", "pattern": GRAMMAR_LANGUAGE}},
+                "required": ["audio"], "additionalProperties": False}},
         },
         "required": True,
     }
 }
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """Errors of the OpenAI-compatible routes (/v1/...), shaped like OpenAI's."""
+
+    error: OpenAIError
+
+
+_PROMETHEUS_TEXT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}
 
 
 def _field_error(loc: tuple[str | int, ...], message: str, kind: str = "value_error") -> RequestValidationError:
@@ -110,9 +132,29 @@ def listen_response(result: ListenResult, node: str) -> ListenResponse:
         candidates=[_candidate(c) for c in result.candidates])
 
 
+def _timestamp(seconds: float, separator: str) -> str:
+    millis = max(0, round(seconds * 1000))
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}{separator}{rest % 1000:03d}"
+
+
+def _subtitles(transcript: Transcript, kind: str) -> str:
+    """SubRip (srt) or WebVTT (vtt) cues, one per segment, as OpenAI's API writes them."""
+    separator = "," if kind == "srt" else "."
+    cues = [f"{_timestamp(s.start, separator)} --> {_timestamp(s.end, separator)}\n{s.text.strip()}\n"
+            for s in transcript.segments]
+    if kind == "srt":
+        return "\n".join(f"{number}\n{cue}" for number, cue in enumerate(cues, start=1))
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
 def _openai_body(transcript: Transcript, response_format: str) -> Response:
     if response_format == "text":
         return PlainTextResponse(transcript.text)
+    if response_format in ("srt", "vtt"):
+        return PlainTextResponse(_subtitles(transcript, response_format),
+                                 media_type="text/vtt" if response_format == "vtt" else "application/x-subrip")
     if response_format == "json":
         return JSONResponse({"text": transcript.text})
     segments = [{"id": s.id, "seek": 0, "start": s.start, "end": s.end, "text": s.text, "tokens": list(s.tokens),
@@ -155,9 +197,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = f"{field}: {first['msg']}" if field else str(first["msg"])
         return _error(request, 422, message, param=field, detail=errors)
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(request, exc.status_code, str(exc.detail), headers=exc.headers)
+    @app.exception_handler(StarletteHTTPException)  # also Starlette's own (a malformed multipart body: 400)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request.app, request.url.path)
+        return _error(request, exc.status_code, str(exc.detail), headers=headers)
 
 
 def create_app(service: VoiceService, *, on_fatal: Callable[[BaseException], None] | None = None) -> FastAPI:
@@ -187,7 +232,8 @@ def create_app(service: VoiceService, *, on_fatal: Callable[[BaseException], Non
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.limits.max_upload_bytes, metrics=service.metrics)
     _install_error_handlers(app)
 
-    @app.get("/health", response_model=HealthResponse)
+    @app.get("/health", response_model=HealthResponse,
+             responses={503: {"model": HealthResponse, "description": "The model is loading, or failed to"}})
     async def health() -> JSONResponse:
         status: Literal["ok", "loading", "failed"] = (
             "ok" if service.ready else "failed" if service.failure else "loading")
@@ -204,7 +250,9 @@ def create_app(service: VoiceService, *, on_fatal: Callable[[BaseException], Non
                               queue_depth=service.gate.waiting, last_command=service.stats.last_command,
                               latency_ms=LatencyMs(p50=p50, p95=p95))
 
-    @app.post("/api/voice/listen", response_model=ListenResponse, openapi_extra=_LISTEN_DOC)
+    @app.post("/api/voice/listen", response_model=ListenResponse, openapi_extra=_LISTEN_DOC,
+              responses={**errors(413, 415, 503), 422: {"model": ErrorBody, "description": "Invalid request "
+                                                                          "(``detail`` names the field)"}})
     async def listen(request: Request) -> ListenResponse:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind == "multipart/form-data":
@@ -218,13 +266,17 @@ def create_app(service: VoiceService, *, on_fatal: Callable[[BaseException], Non
                 result = await service.listen_audio(payload.audio_bytes(), payload.language)
         return listen_response(result, node)
 
-    @app.post("/v1/audio/transcriptions")
+    @app.post("/v1/audio/transcriptions", responses={
+        200: {"description": "The transcript in the requested response_format", "content": {
+            "application/json": {}, "text/plain": {"schema": {"type": "string"}},
+            "text/vtt": {"schema": {"type": "string"}}, "application/x-subrip": {"schema": {"type": "string"}}}},
+        **errors(413, 415, 503, model=OpenAIErrorBody)})
     async def transcriptions(
         file: UploadFile = File(..., description="the audio, any format FFmpeg decodes"),
         model: str = Form("whisper-1", description="accepted for compatibility; this server's model is used"),
-        language: str | None = Form(None, description="ISO-639-1, e.g. nl"),
+        language: str | None = Form(None, description="ISO-639-1, e.g. nl", pattern=ISO_LANGUAGE),
         prompt: str | None = Form(None, max_length=1000),
-        response_format: Literal["json", "text", "verbose_json"] = Form("json"),
+        response_format: Literal["json", "text", "srt", "verbose_json", "vtt"] = Form("json"),
         temperature: float = Form(0.0, ge=0.0, le=1.0),
     ) -> Response:
         code = language.strip().replace("_", "-").split("-")[0].lower() if language else None
@@ -239,8 +291,9 @@ def create_app(service: VoiceService, *, on_fatal: Callable[[BaseException], Non
         return {"object": "list", "data": [{"id": service.plan.model_name, "object": "model", "created": 0,
                                              "owned_by": "jetfleet"}]}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses=_PROMETHEUS_TEXT)
     async def metrics() -> Response:
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    finish_contract(app, error_models={"/v1/": OpenAIErrorBody})
     return app

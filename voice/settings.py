@@ -22,6 +22,14 @@ DEVICES: tuple[DeviceChoice, ...] = ("auto", "cpu", "cuda")
 ROBOTS: tuple[RobotKind, ...] = ("go2", "none")
 
 
+def language_pattern(codes: tuple[str, ...] | list[str]) -> str:
+    """A JSON Schema pattern of the tags ``whisper_language`` accepts for ``codes`` (any case, a region is fine)."""
+    def anycase(code: str) -> str:
+        return "".join(f"[{c.lower()}{c.upper()}]" for c in code)
+
+    return rf"^\s*({'|'.join(anycase(code) for code in codes)})([-_][A-Za-z0-9]{{1,8}})*\s*$"
+
+
 def whisper_language(tag: str, *, flag: str = "--language") -> str:
     """'nl-NL' / 'NL' / 'en_US' -> the Whisper code 'nl' / 'en'; only the grammar's languages are allowed."""
     code = tag.strip().replace("_", "-").split("-")[0].lower()

@@ -13,9 +13,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jetfleet.errors import ConfigError
-from jetfleet.voice.settings import whisper_language
+from jetfleet.voice.grammar import LANGUAGES
+from jetfleet.voice.settings import language_pattern, whisper_language
 
 Status = Literal["ok", "rejected", "error"]
+
+
+GRAMMAR_LANGUAGE = language_pattern(list(LANGUAGES))
 
 
 def language_code(value: str) -> str:
@@ -26,14 +30,22 @@ def language_code(value: str) -> str:
         raise ValueError(str(exc)) from exc
 
 
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
 class ListenRequest(BaseModel):
     """Either a typed ``command`` (skips speech-to-text) or ``audio_base64`` (any format FFmpeg reads)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"oneOf": [
+        {"required": ["command"], "properties": {"command": {"type": "string"}, "audio_base64": {"type": "null"}}},
+        {"required": ["audio_base64"],
+         "properties": {"audio_base64": {"type": "string"}, "command": {"type": "null"}}}]})
 
-    command: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    audio_base64: Annotated[str, Field(min_length=1)] | None = None
-    language: Annotated[str, Field(min_length=2, max_length=16)] | None = None
+    command: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")] | None = None
+    # patterns for the schema only: the validators below enforce them with clearer messages
+    audio_base64: Annotated[str, Field(min_length=1, json_schema_extra={"pattern": BASE64_PATTERN})] | None = None
+    language: Annotated[str, Field(min_length=2, max_length=16,
+                                   json_schema_extra={"pattern": GRAMMAR_LANGUAGE})] | None = None
 
     @field_validator("language")
     @classmethod

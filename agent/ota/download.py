@@ -12,6 +12,7 @@ import http.client
 import json
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,8 +43,9 @@ class Fetch:
 
 
 class Downloads:
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, models_dir: Path, tls: ssl.SSLContext | None = None) -> None:
         self.dir = models_dir / DOWNLOADS_DIRNAME
+        self.tls = tls  # verifies an https control plane (a private CA: the agent's ca_bundle)
 
     def part(self, fetch: Fetch) -> Path:
         suffix = "" if fetch.kind == "artifact" else f".{fetch.kind}"
@@ -86,7 +88,7 @@ class Downloads:
             if offset:
                 log.info("resuming download of %s version %s at byte %d of %d", fetch.name, fetch.version, offset,
                          fetch.size_bytes)
-            transfer = _Transfer(fetch, part, record, resumed, cancel, progress)
+            transfer = _Transfer(fetch, part, record, resumed, cancel, progress, self.tls)
             try:
                 transfer.run(headers, timeout, offset)
             except TimeoutError as exc:
@@ -105,14 +107,17 @@ class _Transfer:
     up with curl (httpx's streaming costs several times more CPU per byte)."""
 
     def __init__(self, fetch: Fetch, part: Path, record: Path, resumed: bool, cancel: threading.Event,
-                 progress: Callable[[int], None]) -> None:
+                 progress: Callable[[int], None], tls: ssl.SSLContext | None = None) -> None:
         self.fetch, self.part, self.record, self.resumed = fetch, part, record, resumed
-        self.cancel, self.progress = cancel, progress
+        self.cancel, self.progress, self.tls = cancel, progress, tls
 
     def run(self, headers: dict[str, str], timeout: float, offset: int) -> None:
         url = urlsplit(self.fetch.url)
-        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        connection = kind(url.hostname or "", url.port, timeout=timeout)
+        connection: http.client.HTTPConnection
+        if url.scheme == "https":
+            connection = http.client.HTTPSConnection(url.hostname or "", url.port, timeout=timeout, context=self.tls)
+        else:
+            connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
         try:
             path = url.path + (f"?{url.query}" if url.query else "")
             connection.request("GET", path, headers={**headers, **({"Range": f"bytes={offset}-"} if offset else {})})

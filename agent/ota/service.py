@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import ssl
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from itertools import groupby
 import httpx
 
 from jetfleet.agent.config import AgentConfig
-from jetfleet.agent.http import local_client
+from jetfleet.agent.http import local_client, tls_for
 from jetfleet.agent.ota import states
 from jetfleet.agent.ota.components import executor_settings, local_endpoint, make_router, make_runtime
 from jetfleet.agent.ota.download import Downloads
@@ -48,7 +49,7 @@ class OtaService:
         self.gate = ManifestGate(TrustStore(ota_dir / "trust.json"), device_id, config.manifest_public_key)
         self.records = RecordStore(ota_dir / "models.json")
         self.store = ModelStore(config.models_dir)
-        self.downloads = Downloads(config.models_dir)
+        self.downloads = Downloads(config.models_dir, tls=_tls(config))
         self.runtime = make_runtime(config, hardware, ota_dir)
         self.router = make_router(config, ota_dir)
         self._http = local_client()  # candidate model servers on this host
@@ -294,3 +295,9 @@ def _announced(response: HeartbeatResponse) -> dict[str, int]:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _tls(config: AgentConfig) -> ssl.SSLContext | None:
+    """The context artifact downloads verify the control plane with (None: plain http)."""
+    context = tls_for([config.backend_url], config.ca_bundle)
+    return context if isinstance(context, ssl.SSLContext) else None

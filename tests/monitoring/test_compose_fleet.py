@@ -90,9 +90,16 @@ def fleet_stack(docker_engine: DockerEngine, control_plane_image: str, prometheu
                          JETFLEET_PROMETHEUS_CONFIG=str(tmp_path / "prometheus.yml"),
                          JETFLEET_CONTROL_PLANE_IMAGE=control_plane_image, JETFLEET_PROMETHEUS_IMAGE=prometheus_image)
     compose = [compose_bin, "-f", str(COMPOSE / "fleet.yaml"), "-p", f"jffleet{port}"]
-    up = subprocess.run([*compose, "up", "-d", "backend", "prometheus"], env=env, capture_output=True, text=True,
-                        timeout=300)
+    up = subprocess.run([*compose, "up", "-d", "backend"], env=env, capture_output=True, text=True, timeout=300)
     try:
+        assert up.returncode == 0, up.stderr
+        # as compose/fleet.yaml says: Prometheus gets a `read` token created once the control plane runs
+        wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), 60, interval=0.5, what="the control plane")
+        created = httpx.post(f"http://127.0.0.1:{port}/api/v1/tokens", json={"name": "prometheus", "scope": "read"},
+                             headers={"Authorization": f"Bearer {env['JETFLEET_ADMIN_TOKEN']}"}, timeout=10)
+        env["JETFLEET_READ_TOKEN"] = created.json()["token"]
+        up = subprocess.run([*compose, "up", "-d", "prometheus"], env=env, capture_output=True, text=True,
+                            timeout=300)
         assert up.returncode == 0, up.stderr
         yield compose, {**env, "BACKEND_URL": f"http://127.0.0.1:{port}",
                         "PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}"}

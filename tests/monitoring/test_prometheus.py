@@ -34,7 +34,7 @@ def prometheus_files(tmp: Path, backend: BackendProcess) -> Path:
     """The compose config with its container paths and hosts pointed at this test's loopback processes."""
     text = (COMPOSE / "prometheus/prometheus.yml").read_text()
     text = (text.replace("/etc/prometheus/", f"{tmp}/")
-            .replace("/run/secrets/jetfleet-admin-token", f"{tmp}/admin-token")
+            .replace("/run/secrets/jetfleet-read-token", f"{tmp}/read-token")
             .replace("127.0.0.1:8000", f"127.0.0.1:{backend.port}"))
     config = yaml.safe_load(text)
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
@@ -43,7 +43,10 @@ def prometheus_files(tmp: Path, backend: BackendProcess) -> Path:
             sd["refresh_interval"] = "1s"
     (tmp / "rules").mkdir()
     (tmp / "rules/jetfleet.yml").write_text((COMPOSE / "prometheus/rules/jetfleet.yml").read_text())
-    (tmp / "admin-token").write_text(backend.admin_token)
+    with backend.admin() as admin:  # Prometheus holds a `read` token, as in compose/fleet.yaml
+        created = admin.post("/api/v1/tokens", json={"name": f"prometheus-{tmp.name}", "scope": "read"})
+        created.raise_for_status()
+    (tmp / "read-token").write_text(created.json()["token"])
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -3,6 +3,7 @@ formats, the OpenAI-compatible endpoint (with the openai client), and concurrent
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -100,6 +101,21 @@ def test_openai_text_and_verbose_formats(openai_client: openai.OpenAI, clip: Cal
     assert verbose.language == "nl" and 1.5 < verbose.duration < 3.5
     assert verbose.segments and verbose.segments[0].end > verbose.segments[0].start
     assert verbose.text == "".join(s.text for s in verbose.segments).strip()
+
+
+@pytest.mark.parametrize("response_format", ["json", "text", "srt", "verbose_json", "vtt"])
+def test_openai_client_accepts_every_response_format(openai_client: openai.OpenAI, clip: Callable[..., Path],
+                                                     response_format: str) -> None:
+    """Every response_format OpenAI's API defines works through the official client."""
+    with clip("walk forward", "en").open("rb") as audio:
+        result = openai_client.audio.transcriptions.create(model="whisper-1", file=audio, language="en",
+                                                           response_format=response_format)  # type: ignore[call-overload]
+    text = result if isinstance(result, str) else result.text
+    assert "walk forward" in text.lower(), text
+    if response_format == "srt":
+        assert re.match(r"^1\n00:00:\d\d,\d{3} --> 00:00:\d\d,\d{3}\n", text), text
+    if response_format == "vtt":
+        assert re.match(r"^WEBVTT\n\n00:00:\d\d\.\d{3} --> 00:00:\d\d\.\d{3}\n", text), text
 
 
 def test_openai_errors_are_openai_shaped(openai_client: openai.OpenAI) -> None:
