@@ -34,3 +34,15 @@ def test_bench_agent_measures_a_running_agent() -> None:
     assert isinstance(result["heartbeats"], int) and result["heartbeats"] >= 3
     assert isinstance(result["rss_max_mb"], float) and result["rss_max_mb"] > 10
     assert isinstance(result["heartbeat_request_bytes"], int) and 0 < result["heartbeat_request_bytes"] < 2048
+
+
+def test_bench_results_posts_gzip_batches_to_a_real_control_plane() -> None:
+    result = _bench("results", "--devices", "2", "--duration", "1", "--concurrency", "2", "--batch-size", "10")
+    assert result["database"] == "sqlite" and result["errors"] == 0
+    assert isinstance(result["batches"], int) and result["batches"] > 0
+
+
+def test_bench_drift_evaluates_a_fleet_of_sketches() -> None:
+    result = _bench("drift", "--devices", "3", "--features", "4", "--rows", "50")
+    assert result["sketches"] == 12 and result["drift"] is False
+    assert isinstance(result["evaluate_s"], float)
