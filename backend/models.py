@@ -53,6 +53,7 @@ class Device(Base):
     services: Mapped[list[Any]] = mapped_column(default=list)
     heartbeats_received: Mapped[int] = mapped_column(Integer, default=0)
     manifest_keys: Mapped[list[Any]] = mapped_column(default=list)  # key ids the device reports trusting
+    outbox: Mapped[dict[str, Any] | None]  # the results outbox, as of the last heartbeat (jetfleet.jobs)
 
 
 class ModelVersion(Base):

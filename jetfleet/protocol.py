@@ -118,6 +118,7 @@ class DeviceRecord(WireModel):
     models: list[ModelStatus] = Field(default_factory=list)
     services: list[ServiceEndpoint] = Field(default_factory=list)
     manifest_keys: list[str] = Field(default_factory=list)
+    outbox: OutboxStatus | None = Field(default=None, description="the results outbox, as of the last heartbeat")
 
 
 class RegisterResponse(WireModel):
