@@ -143,3 +143,20 @@ def test_raw_results_older_than_the_retention_are_removed(tmp_path: Path) -> Non
         assert post_batch(backend, device, token, {"results": [result(device, job, run, "new.npy")]}).json()[
             "results_accepted"] == 1
         assert stored() == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--results-retention", "soon"], "key '--results-retention': 'soon' is not a duration"),
+    (["--drift-min-windows", "9"], "key 'drift_min_windows': must be between 1 and drift_windows (6)"),
+    (["--drift-alpha", "1.5"], "key 'drift_alpha': must be between 0 and 1"),
+    (["--drift-webhook", "ftp://x"], "key 'drift_webhook': 'ftp://x' is not an http(s) URL"),
+])
+def test_serve_refuses_bad_drift_settings_naming_the_key(tmp_path: Path, args: list[str], message: str) -> None:
+    import subprocess
+
+    from tests.support.processes import jetfleet_cmd, subprocess_env
+
+    done = subprocess.run(jetfleet_cmd("backend", "serve", "--admin-token", "long-enough-token", "--database-url",
+                                       f"sqlite:///{tmp_path / 'b.db'}", "--port", str(free_port()), *args),
+                          capture_output=True, text=True, timeout=60, env=subprocess_env(), cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
