@@ -13,6 +13,7 @@ from jetfleet.backend.auth import hash_token, new_token, token_matches
 from jetfleet.backend.models import Device
 from jetfleet.backend.settings import BackendSettings
 from jetfleet.errors import ConflictError, NotFoundError
+from jetfleet.jobs import OutboxStatus
 from jetfleet.protocol import (
     DeviceConfig,
     DeviceRecord,
@@ -98,6 +99,7 @@ def device_record(device: Device, *, settings: BackendSettings, now: datetime) -
         services=[ServiceEndpoint.model_validate(s) for s in _as_list(device.services)],
         manifest_keys=[str(k) for k in _as_list(device.manifest_keys)],
         labels=dict(device.labels or {}),
+        outbox=OutboxStatus.model_validate(device.outbox) if device.outbox else None,
     )
 
 

@@ -10,10 +10,12 @@ from rich.console import Console
 from rich.table import Table
 
 from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, CaBundle, JsonOutput, Token
+from jetfleet.jobs import OutboxStatus
 from jetfleet.protocol import DeviceRecord, Metrics
 
 fleet_app = typer.Typer(help="Fleet status and device administration.", no_args_is_help=True)
 GIB = 1024**3
+BACKLOG_WARN_SECONDS = 600.0
 
 
 @fleet_app.command("status")
@@ -87,7 +89,7 @@ def remove(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token:
 
 def fleet_table(records: list[DeviceRecord], *, now: datetime) -> Table:
     table = Table(title=f"jetfleet: {len(records)} devices")
-    for column in ("DEVICE", "NAME", "STATUS", "CPU", "GPU", "TEMP", "MEMORY", "DISK", "LAST SEEN", "LABELS"):
+    for column in ("DEVICE", "NAME", "STATUS", "CPU", "GPU", "TEMP", "MEMORY", "DISK", "OUTBOX", "LAST SEEN", "LABELS"):
         table.add_column(column, no_wrap=True)
     for r in records:
         m = r.metrics or Metrics()
@@ -96,9 +98,23 @@ def fleet_table(records: list[DeviceRecord], *, now: datetime) -> Table:
                       _percent(m.cpu_utilization_ratio), _percent(m.gpu_utilization_ratio),
                       f"{max(m.temperatures_celsius.values()):.0f}°C" if m.temperatures_celsius else "-",
                       _used_of(m.memory_used_bytes, m.memory_total_bytes),
-                      _used_of(m.disk_used_bytes, m.disk_total_bytes),
+                      _used_of(m.disk_used_bytes, m.disk_total_bytes), _outbox(r.outbox),
                       _age(r.last_heartbeat, now), _labels(r.labels))
     return table
+
+
+def _outbox(outbox: OutboxStatus | None) -> str:
+    """Pending results; highlighted when the oldest waits longer than BACKLOG_WARN_SECONDS (a growing backlog:
+    the device cannot deliver), with the results dropped by the outbox's size limit."""
+    if outbox is None:
+        return "-"
+    text = str(outbox.pending)
+    age = outbox.oldest_age_seconds
+    if outbox.pending and age is not None and age > BACKLOG_WARN_SECONDS:
+        text = f"[yellow]{outbox.pending} backlog, oldest {_duration(int(age))}[/]"
+    if outbox.dropped_total:
+        text += f" [red]{outbox.dropped_total} dropped[/]"
+    return text
 
 
 def _percent(ratio: float | None) -> str:
@@ -114,9 +130,12 @@ def _used_of(used: int | None, total: int | None) -> str:
 def _age(when: datetime | None, now: datetime) -> str:
     if when is None:
         return "never"
-    seconds = max(0, int((now - when).total_seconds()))
+    return _duration(max(0, int((now - when).total_seconds()))) + " ago"
+
+
+def _duration(seconds: int) -> str:
     if seconds < 120:
-        return f"{seconds}s ago"
+        return f"{seconds}s"
     if seconds < 7200:
-        return f"{seconds // 60}m ago"
-    return f"{seconds // 3600}h ago"
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"

@@ -108,6 +108,7 @@ class HeartbeatIngest:
             "services": [_resolve_wildcard(s.model_dump(mode="json", exclude_none=True), peer_host)
                          for s in beat.services],
             "manifest_keys": beat.manifest_keys,
+            "outbox": beat.outbox.model_dump(mode="json") if beat.outbox is not None else None,
             "beats": 1,
         }
         if beat.agent_version:
@@ -174,6 +175,7 @@ _UPDATE_HEARTBEAT = (
         models=bindparam("models"),
         services=bindparam("services"),
         manifest_keys=bindparam("manifest_keys"),
+        outbox=bindparam("outbox"),
         agent_version=func.coalesce(bindparam("agent_version"), Device.agent_version),
         heartbeats_received=Device.heartbeats_received + bindparam("beats"),
     )

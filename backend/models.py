@@ -54,6 +54,7 @@ class Device(Base):
     heartbeats_received: Mapped[int] = mapped_column(Integer, default=0)
     manifest_keys: Mapped[list[Any]] = mapped_column(default=list)  # key ids the device reports trusting
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)  # from the agent config and `fleet label`
+    outbox: Mapped[dict[str, Any] | None]  # the results outbox, as of the last heartbeat (jetfleet.jobs)
 
 
 class ModelVersion(Base):

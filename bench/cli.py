@@ -180,3 +180,37 @@ def bench_faults(
 
 def register(app: typer.Typer) -> None:
     """The commands are declared on ``bench_app`` (already part of ``app``) when this module is imported."""
+
+
+@bench_app.command("results")
+def bench_results(
+    database_url: str | None = typer.Option(None, help="Default: a fresh SQLite file; or postgresql+psycopg://..."),
+    devices: int = typer.Option(20, min=1, max=10_000, help="Simulated devices posting batches."),
+    batch_size: int = typer.Option(100, min=1, max=500, help="Results per batch."),
+    concurrency: int = typer.Option(8, min=1, max=256, help="Batches in flight."),
+    duration: float = typer.Option(10.0, min=1, max=120, help="Seconds of load (bounded)."),
+    as_json: JsonOutput = False,
+) -> None:
+    """Job results ingested per second by a real control plane (gzip batches, as the agent's outbox sends)."""
+    from jetfleet.bench.ingest import as_dict, run_ingest
+    from jetfleet.bench.output import print_result
+
+    result = run_ingest(database_url=database_url, devices=devices, batch_size=batch_size, concurrency=concurrency,
+                        duration=duration)
+    print_result("jetfleet bench results", as_dict(result), as_json=as_json)
+
+
+@bench_app.command("drift")
+def bench_drift(
+    devices: int = typer.Option(1000, min=1, max=100_000, help="Devices with one window each."),
+    features: int = typer.Option(100, min=1, max=10_000, help="Input features (one sketch each per window)."),
+    rows: int = typer.Option(100, min=1, max=100_000, help="Input rows per window."),
+    database_url: str | None = typer.Option(None, help="Default: a fresh SQLite file; or postgresql+psycopg://..."),
+    as_json: JsonOutput = False,
+) -> None:
+    """Time of one fleet-wide drift evaluation (load, merge, statistics) and sketch vs raw bytes per window."""
+    from jetfleet.bench.ingest import as_dict, run_drift
+    from jetfleet.bench.output import print_result
+
+    result = run_drift(devices=devices, features=features, rows=rows, database_url=database_url)
+    print_result("jetfleet bench drift", as_dict(result), as_json=as_json)

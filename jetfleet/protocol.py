@@ -159,6 +159,7 @@ class DeviceRecord(WireModel):
     services: list[ServiceEndpoint] = Field(default_factory=list)
     manifest_keys: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
+    outbox: OutboxStatus | None = Field(default=None, description="the results outbox, as of the last heartbeat")
 
 
 class RegisterResponse(WireModel):

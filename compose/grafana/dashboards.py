@@ -84,7 +84,41 @@ FLEET = Dashboard(
     ],
 )
 
-DASHBOARDS = [FLEET]
+MODEL = '{model=~"$model"}'
+FEATURE = "{{model}} v{{version}} {{input}}[{{index}}]"
+
+
+def model_variable(metric: str) -> dict[str, Any]:
+    return {"name": "model", "label": "Model", "type": "query", "datasource": DATASOURCE,
+            "query": {"query": f"label_values({metric}, model)", "refId": "model"},
+            "definition": f"label_values({metric}, model)", "refresh": 2, "multi": True,
+            "includeAll": True, "allValue": ".*", "current": {"text": "All", "value": "$__all"}}
+
+
+def drift_score(statistic: str) -> str:
+    return f'jetfleet_drift_score{{model=~"$model",statistic="{statistic}"}}'
+
+
+DRIFT = Dashboard(
+    uid="jetfleet-drift",
+    title="jetfleet / Model input drift",
+    variables=[model_variable("jetfleet_drift_score")],
+    panels=[
+        Panel("Versions drifting", f"jetfleet_drift_detected{MODEL}", legend="{{model}} v{{version}}", width=24,
+              thresholds=(("green", None), ("red", 1))),
+        # Over 1 = above the null-calibrated threshold for the window sizes (docs/jobs-and-drift.md).
+        Panel("KS / threshold per feature",
+              f'{drift_score("ks")} / on(model, version, input, index, statistic) '
+              f'jetfleet_drift_threshold{{model=~"$model",statistic="ks"}}',
+              legend=FEATURE, width=24, thresholds=(("green", None), ("red", 1))),
+        Panel("PSI per feature", drift_score("psi"), legend=FEATURE),
+        Panel("Jensen-Shannon distance per feature", drift_score("js"), legend=FEATURE),
+        Panel("KS statistic per feature", drift_score("ks"), legend=FEATURE),
+        Panel("Wasserstein (reference sd) per feature", drift_score("wasserstein"), legend=FEATURE),
+    ],
+)
+
+DASHBOARDS = [FLEET, DRIFT]
 
 
 def panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 
 from jetfleet.jobs import MAX_BATCH_ITEMS
 from tests.backend.jobs_helpers import kll_b64, post_batch, result, run_id, sketches
-from tests.backend.registry_helpers import register
+from tests.backend.registry_helpers import heartbeat, register
 from tests.backend.test_model_registry import cli
 from tests.conftest import unique_id
 from tests.support.backend import BackendProcess
@@ -120,3 +120,19 @@ def test_undecodable_oversized_or_unauthenticated_uploads(backend: BackendProces
     assert post_batch(backend, device, token, {}, raw=b"{not json").status_code == 422
     assert cli(backend, "jobs", "results", job).returncode == 2
     assert post_batch(backend, device, token, url_batch).json()["results_accepted"] == 2  # the device still can
+
+
+def test_fleet_status_shows_a_device_whose_outbox_backlog_grows(backend: BackendProcess) -> None:
+    stuck, fine = unique_id("dev"), unique_id("dev")
+    (stuck_token, _), (fine_token, _) = register(backend, stuck), register(backend, fine)
+    heartbeat(backend, stuck, stuck_token, outbox={"pending": 340, "oldest_age_seconds": 1800.0,
+                                                   "dropped_total": 12, "upload_failures_total": 40})
+    heartbeat(backend, fine, fine_token, outbox={"pending": 2, "oldest_age_seconds": 3.0})
+    listed = {d["device_id"]: d for d in json.loads(cli(backend, "fleet", "status", "--json").stdout)}
+    assert listed[stuck]["outbox"] == {"pending": 340, "oldest_age_seconds": 1800.0, "dropped_total": 12,
+                                       "upload_failures_total": 40}
+    assert listed[fine]["outbox"]["pending"] == 2
+    rows = {line.split()[1]: line for line in cli(backend, "fleet", "status").stdout.splitlines()
+            if stuck in line or fine in line}
+    assert "340 backlog, oldest 30m" in rows[stuck] and "12 dropped" in rows[stuck]
+    assert "backlog" not in rows[fine]

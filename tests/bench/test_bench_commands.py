@@ -67,3 +67,15 @@ def test_bench_rollout_completes_a_staged_rollout_over_simulated_devices() -> No
         measured = result[window]
         assert isinstance(measured, dict) and measured["heartbeats"] > 0
         assert measured["server_cpu_ms_per_heartbeat"] > 0
+
+
+def test_bench_results_posts_gzip_batches_to_a_real_control_plane() -> None:
+    result = _bench("results", "--devices", "2", "--duration", "1", "--concurrency", "2", "--batch-size", "10")
+    assert result["database"] == "sqlite" and result["errors"] == 0
+    assert isinstance(result["batches"], int) and result["batches"] > 0
+
+
+def test_bench_drift_evaluates_a_fleet_of_sketches() -> None:
+    result = _bench("drift", "--devices", "3", "--features", "4", "--rows", "50")
+    assert result["sketches"] == 12 and result["drift"] is False
+    assert isinstance(result["evaluate_s"], float)

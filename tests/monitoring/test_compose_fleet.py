@@ -40,7 +40,8 @@ def test_grafana_provisioning_matches_the_stack() -> None:
     assert datasources["datasources"][0]["url"].startswith("http://127.0.0.1:9090")
     providers = yaml.safe_load((mounts["/etc/grafana/provisioning"] / "dashboards/jetfleet.yaml").read_text())
     assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
-    assert sorted(p.name for p in mounts["/var/lib/grafana/dashboards"].glob("*.json")) == ["jetfleet-fleet.json"]
+    assert sorted(p.name for p in mounts["/var/lib/grafana/dashboards"].glob("*.json")) == ["jetfleet-drift.json",
+                                                                                    "jetfleet-fleet.json"]
     prometheus = _compose_file()["services"]["prometheus"]
     assert "--web.listen-address=${JETFLEET_PROMETHEUS_ADDRESS:-127.0.0.1:9090}" in prometheus["command"]
 

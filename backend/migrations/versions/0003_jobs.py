@@ -21,6 +21,8 @@ UTC = jetfleet.backend.models.UTCDateTime
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("devices") as batch:
+        batch.add_column(sa.Column("outbox", sa.JSON(), nullable=True))
     op.create_table(
         "jobs",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -140,3 +142,5 @@ def downgrade() -> None:
     op.drop_table("job_results")
     op.drop_table("job_targets")
     op.drop_table("jobs")
+    with op.batch_alter_table("devices") as batch:
+        batch.drop_column("outbox")

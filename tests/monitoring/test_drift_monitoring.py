@@ -1,0 +1,76 @@
+"""The drift dashboard and alert rule against a real Prometheus scraping a control plane whose inputs drift."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.backend.registry_helpers import register
+from tests.backend.test_drift import FEATURES, HOUR, post_window, push_with_reference
+from tests.conftest import unique_id
+from tests.monitoring.test_prometheus import dashboards, prometheus_files, query
+from tests.support.backend import BackendProcess, backend_server
+from tests.support.processes import ManagedProcess, free_port, wait_until
+from tests.support.system import require_binary
+
+
+@pytest.fixture
+def drifting(tmp_path: Path) -> Iterator[tuple[BackendProcess, str]]:
+    """A control plane (evaluating every 0.5 s) where feature 1 of a model's inputs drifts."""
+    with backend_server(tmp_path / "cp", extra_args=["--drift-interval", "0.5s"]) as backend:
+        model = unique_id("model")
+        push_with_reference(backend, tmp_path, model)
+        device = unique_id("dev")
+        token, _ = register(backend, device)
+        rng = np.random.default_rng(3)
+        start = datetime.now(timezone.utc) - 5 * HOUR
+        for hour in range(4):
+            rows = rng.normal(size=(300, FEATURES))
+            rows[:, 1] += 1.5
+            post_window(backend, device, token, model, rows, start + hour * HOUR)
+        yield backend, model
+
+
+@pytest.fixture
+def prometheus(drifting: tuple[BackendProcess, str], tmp_path: Path) -> Iterator[str]:
+    binary = require_binary("prometheus", ["prometheus"])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    prom = ManagedProcess([binary, f"--config.file={prometheus_files(tmp_path, drifting[0])}",
+                           f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                          tmp_path / "prometheus.log")
+    try:
+        prom.wait_http(url + "/-/ready", 60)
+        yield url
+    finally:
+        prom.stop()
+
+
+def test_drift_dashboard_queries_return_the_drifting_feature(prometheus: str,
+                                                             drifting: tuple[BackendProcess, str]) -> None:
+    model = drifting[1]
+    drift = next(d for d in dashboards.DASHBOARDS if d.uid == "jetfleet-drift")
+    for panel in drift.panels:
+        expr = panel.expr.replace("$model", model)
+        wait_until(lambda e=expr: query(prometheus, e), 60, what=f"data for panel '{panel.title}': {expr}")
+    ratio = next(p for p in drift.panels if p.title.startswith("KS / threshold")).expr.replace("$model", model)
+    above = {r["metric"]["index"] for r in query(prometheus, f"({ratio}) > 1")}
+    assert above == {"1"}
+    assert [r["value"][1] for r in query(prometheus, f'jetfleet_drift_detected{{model="{model}"}}')] == ["1"]
+
+
+def test_the_drift_alert_becomes_active(prometheus: str, drifting: tuple[BackendProcess, str]) -> None:
+    def drift_alert() -> list[dict[str, Any]]:
+        alerts = httpx.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        return [a for a in alerts if a["labels"]["alertname"] == "ModelInputDrift"]
+
+    active = wait_until(drift_alert, 60, what="ModelInputDrift pending or firing")
+    assert isinstance(active, list)
+    assert active[0]["labels"]["model"] == drifting[1] and active[0]["labels"]["version"] == "1"
+    assert active[0]["state"] in ("pending", "firing")
