@@ -89,6 +89,47 @@ RUN: dict[str, str] = {
     "jetfleet gateway health --port 8890 --traefik-api http://127.0.0.1:8080": "test_gateway_from_a_fleet_file",
     "python -m images.build local-base": "test_local_base_image",
     "curl -s http://127.0.0.1:8888/health": "test_voice_quick_start",
+    # Tokens, audit, labels and selectors, jobs, rollouts: test_access_labels_jobs_and_rollouts
+    **{command: "test_access_labels_jobs_and_rollouts" for command in (
+        "jetfleet tokens create prometheus --scope read",
+        "jetfleet tokens create ci --scope deploy --expires 90d",
+        "jetfleet tokens ls [--json]",
+        "jetfleet tokens revoke ci",
+        "jetfleet audit",
+        "jetfleet audit --since 24h --json",
+        "jetfleet audit [--since 24h] [--json]",
+        "jetfleet fleet label jetson-a role=vision site=lab-a",
+        "jetfleet fleet label ID role=vision site=lab-a [--remove KEY]",
+        "jetfleet fleet label jetson-a --remove site",
+        "jetfleet fleet status",
+        "jetfleet models deploy yolov8n:prod --selector 'role=vision,site in (lab-a, lab-b)'",
+        "jetfleet models undeploy yolov8n --selector 'role!=vision'",
+        "jetfleet models push model.onnx --name dense --tag prod --reference reference.npz",
+        "jetfleet models push dense.onnx --name dense --tag prod --reference reference.npz",
+        'jetfleet jobs create nightly --model dense:prod --input-dir /data/inbox --cron "0 2 * * *" --all',
+        'jetfleet jobs create nightly --model dense:prod --input-dir /data/in --cron "0 2 * * *" --all',
+        "jetfleet jobs create sweep --model dense:prod --input-dir /data/in --every 15m --device jf-a --device jf-b",
+        "jetfleet jobs create sweep --model dense:prod --input-dir /data/in --every 15m --device ID",
+        "jetfleet jobs create adhoc --model dense:prod --input-dir /data/adhoc --on-demand --all",
+        "jetfleet jobs ls [--json]",
+        "jetfleet jobs show sweep",
+        "jetfleet jobs show nightly",
+        "jetfleet jobs run adhoc [--device jf-a]",
+        "jetfleet jobs run nightly [--device ID]",
+        "jetfleet jobs results sweep [--device jf-a] [--json]",
+        "jetfleet jobs results nightly [--device ID] [--json]",
+        "jetfleet jobs delete sweep",
+        "jetfleet drift status dense [--version 1] [--device jf-a] [--json]",
+        "jetfleet drift status dense [--version 1] [--device ID] [--json]",
+        'jetfleet models tag yolov8n:prod 8 --rollout "1,10%,50%,100%" --max-failures 2 --soak 10m '
+        '--gate "error_ratio<0.01" --gate "p99_ms<50"',
+        'jetfleet models tag yolov8n:prod 8 --rollout "1,10%,50%,100%" --max-failures 2 --soak 10m --gate "p99_ms<50"',
+        "jetfleet rollouts ls [--json]",
+        "jetfleet rollouts show 3 [--json]",
+        "jetfleet rollouts pause 3",
+        "jetfleet rollouts resume 3",
+        "jetfleet rollouts abort 3",
+    )},
 }
 
 _COVERED = "run, with the same helper and options, by"
@@ -102,9 +143,6 @@ LISTED: dict[str, str] = {
     "pip install 'jetfleet[voice]'": "installs from a package index; scripts/bootstrap.sh installs the checkout",
     "python -m images.build control-plane --base local --tag jetfleet/control-plane:latest":
         f"a 3-5 min image build on vfs; {_COVERED} tests/monitoring/test_compose_fleet.py",
-    "JETFLEET_ADMIN_TOKEN=... docker compose -f compose/fleet.yaml up -d":
-        "the `docker compose` plugin is not installed here (docker-compose is); compose/fleet.yaml runs under "
-        "real Compose in tests/monitoring/test_compose_fleet.py",
     "sudo scripts/install.sh --enable": "sudo on a real host with systemd as PID 1; install.sh into a prefix is "
                                         "tested by tests/agent (issue 10 item 1)",
     "sudoedit /etc/jetson-client/config.json": "an interactive editor on a real host",
@@ -112,9 +150,6 @@ LISTED: dict[str, str] = {
     "jetfleet voice serve --robot go2 --network-interface eth0 --language nl-NL --port 8888":
         "needs a Go2 on eth0; the same server with --network-interface lo against a DDS test peer is "
         "tests/voice/test_go2.py",
-    "JETFLEET_BACKEND_URL=http://cp:8000 JETFLEET_TOKEN=... docker compose -f compose/gateway.yaml up -d":
-        "the `docker compose` plugin is not installed here; compose/gateway.yaml runs under real Compose in "
-        "its own test (issue 10 item 3)",
     "jetfleet bench gateway [--sections overhead,audio,failover]": "a benchmark (minutes); numbers in "
                                                                      "docs/benchmarks.md",
     "python -m images.build model-server --base l4t": _JETSON,
@@ -134,6 +169,46 @@ LISTED: dict[str, str] = {
     "ping -c 3 192.168.123.161": "a Go2's motion computer",
     "docker compose -f compose/node.yaml up -d": "the `docker compose` plugin is not installed here; compose/node.yaml "
                                                  "runs under real Compose in its own test (issue 10 item 2)",
+    "export JETFLEET_ADMIN_TOKEN=$(openssl rand -hex 24)": "part of the compose start of compose/fleet.yaml (below)",
+    "docker compose -f compose/fleet.yaml up -d backend": "the `docker compose` plugin is not installed here; "
+                                                          f"{_COVERED} tests/monitoring/test_compose_fleet.py",
+    'export JETFLEET_READ_TOKEN=$(jetfleet tokens create prometheus --scope read --token "$JETFLEET_ADMIN_TOKEN")':
+        "part of the compose start (needs the composed control plane); `jetfleet tokens create` itself is run by "
+        "test_access_labels_jobs_and_rollouts",
+    "docker compose -f compose/fleet.yaml up -d": "the `docker compose` plugin is not installed here; "
+                                                  "compose/fleet.yaml runs under real Compose in "
+                                                  "tests/monitoring/test_compose_fleet.py",
+    "scripts/install.sh --prefix /tmp/jf-stage": f"{_COVERED} tests/agent/test_install_ota.py (a 3-min venv install)",
+    "scripts/install.sh --prefix /tmp/jf-stage --extras ota,modelserver": f"{_COVERED} tests/agent/test_install_ota.py",
+    "python -m images.build voice --base l4t --tag jetfleet/voice:latest": _JETSON,
+    "JETFLEET_NODE_NAME=jetson-1 JETFLEET_ROBOT_INTERFACE=eth0 docker compose -f compose/node.yaml up -d":
+        "the nvidia runtime and a Go2's NIC (a Jetson); compose/node.yaml runs with runc under real Compose in "
+        "tests/voice/test_compose_node.py",
+    "jetfleet backend serve ... --drift-webhook https://ci/retrain --webhook-secret \"$SECRET\" "
+    "--results-retention 30d":
+        "an excerpt (`...`: the serve flags above) with an outside URL; the same flags against a local receiver are "
+        "tests/backend/test_drift_webhook.py",
+    "jetfleet backend serve ... --drift-webhook https://ci.example/retrain --webhook-secret \"$SECRET\"":
+        "an excerpt with an outside URL; tests/backend/test_drift_webhook.py runs the flags against a local receiver",
+    "python -m images.build gateway --base local --tag jetfleet/gateway:latest":
+        f"an image build on vfs; {_COVERED} tests/gateway/test_compose_live.py",
+    "JETFLEET_BACKEND_URL=http://cp:8000 JETFLEET_TOKEN=READ_TOKEN docker compose -f compose/gateway.yaml up -d":
+        "the `docker compose` plugin is not installed here; compose/gateway.yaml runs under real Compose in "
+        "tests/gateway/test_compose_live.py",
+    "jetfleet bench faults --out docs/reliability.md": "drives every fault test (tens of minutes); the same tests run "
+                                                       "in the suite itself",
+    "flock -s /var/lib/jetson-client/update.lock -c './run-inspection-route.sh'":
+        "a robot task script on a device; a real flock holder deferring a swap is tests/rollouts/test_agent_units.py",
+    'from pathlib import Path from jetfleet.updatelock import hold with '
+    'hold(Path("/var/lib/jetson-client/update.lock")): run_robot_task()':
+        "calls the user's own run_robot_task(); jetfleet.updatelock.hold is tested in "
+                        "tests/rollouts/test_agent_units.py",
+    'export JETFLEET_BACKEND_URL=http://cp:8000 JETFLEET_TOKEN="$ADMIN_TOKEN"':
+        "sets the CLI's defaults for the commands after it (the tests pass them)",
+    'jetfleet backend serve --host 0.0.0.0 --port 8443 --admin-token "$ADMIN_TOKEN" '
+    '--tls-cert /etc/jetfleet/tls/cp.pem --tls-key /etc/jetfleet/tls/cp.key':
+        "needs a certificate for the host; tests/backend/test_tls.py serves HTTPS "
+                                          "with a CA and certificate it makes",
     "docker run --network host jetfleet/voice:local --robot none --node-name node-1":
         f"needs the voice image (see above); {_COVERED} tests/voice/test_image.py",
 }
@@ -484,3 +559,92 @@ def test_local_base_image(docker_engine: object, tmp_path: Path) -> None:
     shell = _shell(REPO_ROOT, **docker_engine.env())
     shell.run("python -m images.build local-base", timeout=600)
     assert docker_engine.client.images.get("local/debian:bookworm")
+
+
+# ------------------------------------------------------------------------------------------------
+# Tokens and audit, labels and selectors, jobs and drift, rollouts (after the models tests: yolov8n exists)
+
+
+def test_access_labels_jobs_and_rollouts(control_plane: ControlPlane, nodes: list[Node]) -> None:
+    shell = control_plane.shell
+    read_token = shell.run("jetfleet tokens create prometheus --scope read").strip().splitlines()[-1].strip()
+    shell.run("jetfleet tokens create ci --scope deploy --expires 90d")
+    assert {"prometheus", "ci"} <= {t["name"] for t in json.loads(shell.run("jetfleet tokens ls [--json]",
+                                                                            optional="keep"))}
+    assert "prometheus" in shell.run("jetfleet tokens ls [--json]")
+    shell.run("jetfleet tokens revoke ci")
+    assert "changes" in shell.run("jetfleet audit") and "changes" in shell.run("jetfleet audit [--since 24h] [--json]")
+    events = json.loads(shell.run("jetfleet audit --since 24h --json"))
+    assert any(event["operation"] == "revoke_token" and "ci" in json.dumps(event) for event in events), events[-3:]
+    assert read_token and read_token not in shell.run("jetfleet audit --since 24h --json")
+
+    one, two = (node.name for node in nodes)
+    shell.run("jetfleet fleet label jetson-a role=vision site=lab-a", {"jetson-a": one})
+    shell.run("jetfleet fleet label ID role=vision site=lab-a [--remove KEY]", {"ID": one})
+    assert "site=lab-a" in shell.run("jetfleet fleet status")
+    deployed = shell.run("jetfleet models deploy yolov8n:prod --selector 'role=vision,site in (lab-a, lab-b)'")
+    assert one in deployed and two not in deployed
+    shell.run("jetfleet fleet label jetson-a --remove site", {"jetson-a": one})
+    assert "site=lab-a" not in shell.run("jetfleet fleet status")
+
+    _jobs_and_drift(shell, one, two)
+    _rollout(shell, one)
+    shell.run("jetfleet models deploy yolov8n:prod --all")
+    undeployed = shell.run("jetfleet models undeploy yolov8n --selector 'role!=vision'")
+    assert two in undeployed and one not in undeployed
+
+
+def _jobs_and_drift(shell: DocShell, one: str, two: str) -> None:
+    write_dense_onnx(shell.cwd / "model.onnx", 4, 3, seed=0)
+    (shell.cwd / "dense.onnx").write_bytes((shell.cwd / "model.onnx").read_bytes())
+    np.savez(shell.cwd / "reference.npz", input=np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32))
+    shell.run("jetfleet models push model.onnx --name dense --tag prod --reference reference.npz")
+    shell.run("jetfleet models push dense.onnx --name dense --tag prod --reference reference.npz")
+    devices = {"jf-a": one, "jf-b": two}
+    inbox = {"/data/inbox": str(shell.cwd / "inbox"), "/data/in": str(shell.cwd / "in"),
+             "/data/adhoc": str(shell.cwd / "adhoc")}
+    shell.run('jetfleet jobs create nightly --model dense:prod --input-dir /data/inbox --cron "0 2 * * *" --all',
+              {"/data/inbox": inbox["/data/inbox"]})
+    shell.run("jetfleet jobs create sweep --model dense:prod --input-dir /data/in --every 15m --device jf-a "
+              "--device jf-b", {**devices, "/data/in": inbox["/data/in"]})
+    shell.run("jetfleet jobs create adhoc --model dense:prod --input-dir /data/adhoc --on-demand --all",
+              {"/data/adhoc": inbox["/data/adhoc"]})
+    names = {job["name"] for job in json.loads(shell.run("jetfleet jobs ls [--json]", optional="keep"))}
+    assert names == {"nightly", "sweep", "adhoc"}
+    assert "sweep" in shell.run("jetfleet jobs ls [--json]")
+    assert "15m" in shell.run("jetfleet jobs show sweep") or "900" in shell.run("jetfleet jobs show sweep")
+    assert "nightly" in shell.run("jetfleet jobs show nightly")
+    shell.run("jetfleet jobs run adhoc [--device jf-a]", {"jf-a": one}, optional="keep")
+    shell.run("jetfleet jobs run nightly [--device ID]", {"ID": one}, optional="keep")
+    shell.run("jetfleet jobs results sweep [--device jf-a] [--json]", {"jf-a": one}, optional="keep")
+    shell.run("jetfleet jobs results nightly [--device ID] [--json]", {"ID": one}, optional="keep")
+    shell.run("jetfleet jobs delete sweep")
+    for command in ("jetfleet drift status dense [--version 1] [--device jf-a] [--json]",
+                    "jetfleet drift status dense [--version 1] [--device ID] [--json]"):
+        report = json.loads(shell.run(command, optional="keep", subs={"jf-a": one} if "jf-a" in command
+                                      else {"ID": one}))
+        assert report["model"] == "dense" and report["drift"] is False
+    shell.run("jetfleet jobs create nightly --model dense:prod --input-dir /data/in --cron \"0 2 * * *\" --all",
+              {"nightly": "nightly2", "/data/in": inbox["/data/in"]})
+    shell.run("jetfleet jobs create sweep --model dense:prod --input-dir /data/in --every 15m --device ID",
+              {"ID": one, "/data/in": inbox["/data/in"]})
+
+
+def _rollout(shell: DocShell, one: str) -> None:
+    shell.run('jetfleet models tag yolov8n:prod 8 --rollout "1,10%,50%,100%" --max-failures 2 --soak 10m '
+              '--gate "error_ratio<0.01" --gate "p99_ms<50"', {" 8 ": " 1 "})
+    rollout = json.loads(shell.run("jetfleet rollouts ls [--json]", optional="keep"))[-1]
+    assert rollout["to_version"] == 1 and rollout["state"] in ("running", "completed", "halted")
+    assert "yolov8n" in shell.run("jetfleet rollouts ls [--json]")
+    ident = {" 3": f" {rollout['id']}"}
+    shown = json.loads(shell.run("jetfleet rollouts show 3 [--json]", ident, optional="keep"))
+    assert [d["device_id"] for d in shown["devices"]] == [one]
+    assert "yolov8n" in shell.run("jetfleet rollouts show 3 [--json]", ident)
+    shell.run("jetfleet rollouts pause 3", ident)
+    shell.run("jetfleet rollouts resume 3", ident)
+    shell.run("jetfleet rollouts abort 3", ident)
+    assert json.loads(shell.run("jetfleet rollouts show 3 [--json]", ident, optional="keep"))["state"] == "aborted"
+    shell.run('jetfleet models tag yolov8n:prod 8 --rollout "1,10%,50%,100%" --max-failures 2 --soak 10m '
+              '--gate "p99_ms<50"', {" 8 ": " 1 "})
+    last = json.loads(shell.run("jetfleet rollouts ls [--json]", optional="keep"))[-1]
+    shell.run("jetfleet rollouts abort 3", {" 3": f" {last['id']}"})
