@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/drift", tags=["drift"])
 
 
 @router.get("/{model}", response_model=DriftReport, dependencies=[Depends(require_read)])
-def drift_status(model: str, request: Request, version: int | None = Query(None, ge=1),
+def drift_status(model: str, request: Request, version: int | None = Query(None, ge=1, le=2**31 - 1),
                  device_id: str | None = None) -> DriftReport:
     """Per input feature: PSI, JS, KS, Wasserstein against the reference, their thresholds and the drift verdict
     (default version: the newest one that devices reported inputs for, or that has a reference)."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from jetfleet.backend import appstate, jobs_registry, model_registry, results
-from jetfleet.backend.auth import bearer_token, require_deploy, require_read
+from jetfleet.backend.auth import device_caller, require_deploy, require_read
 from jetfleet.backend.ingest import HeartbeatIngest
 from jetfleet.backend.job_schemas import CreateJob, JobRecord, ResultRecord, RunJob, RunResult
 from jetfleet.jobs import ResultsAck
@@ -78,14 +80,15 @@ def job_results(name: str, request: Request, device_id: str | None = None,
                     responses={401: {"description": "Bad device token"}, 404: {"description": "Unknown device"},
                                413: {"description": "Batch over the size limit"},
                                422: {"description": "Bad batch (the detail names the field); nothing stored"}})
-async def upload_results(device_id: str, request: Request, authorization: str | None = Header(default=None),
+async def upload_results(device_id: str, request: Request,
+                         token: Annotated[str | None, Depends(device_caller)] = None,
                          content_encoding: str | None = Header(default=None)) -> ResultsAck | JSONResponse:
     """A batch of results and sketches (JSON of ResultsBatch, gzip or plain); each key is stored once."""
     ingest: HeartbeatIngest = request.app.state.ingest
     auth = ingest.cached_auth(device_id)
     if auth is None:
         auth = await run_in_threadpool(ingest.load_auth, device_id)
-    ingest.check_token(device_id, auth, bearer_token(authorization))
+    ingest.check_token(device_id, auth, token)
     body = await _bounded_body(request)
     try:
         return await run_in_threadpool(_ingest, request, device_id, body, content_encoding)

@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from jetfleet.backend import appstate, devices, rollout_machine, rollouts
 from jetfleet.backend.auth import require_admin, require_deploy, require_read
 from jetfleet.backend.rollout_machine import Rollout
+from jetfleet.backend.rollout_spec import GATE_PATTERN, WAVES_PATTERN
 from jetfleet.backend.rollouts import RolloutEngine
 from jetfleet.manifest import MODEL_NAME_PATTERN, TAG_PATTERN
-from jetfleet.protocol import DeviceRecord, valid_labels
+from jetfleet.protocol import DeviceRecord, Labels, valid_labels
+from jetfleet.selectors import LABEL_KEY_PATTERN
 
 router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
 labels_router = APIRouter(prefix="/api/v1/edge-devices", tags=["devices"], dependencies=[Depends(require_admin)])
@@ -26,15 +28,17 @@ class RolloutRequest(_Wire):
     model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     tag: Annotated[str, Field(pattern=TAG_PATTERN)]
     version: Annotated[int, Field(ge=1)]
-    waves: Annotated[str, Field(min_length=1, description="cumulative wave sizes, e.g. '1,10%,50%,100%'")]
-    max_failures: str = Field(default="0", description="devices (e.g. 2) or a percentage (e.g. 10%)")
+    waves: Annotated[str, Field(pattern=WAVES_PATTERN, description="cumulative wave sizes, e.g. '1,10%,50%,100%'")]
+    max_failures: Annotated[str, Field(pattern=r"^\s*(?:[0-9]{1,9}|[0-9]{1,3}(?:\.[0-9]+)?%)\s*$")] = Field(
+        default="0", description="devices (e.g. 2) or a percentage (e.g. 10%)")
     soak_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] = 0.0
-    gates: list[str] = Field(default_factory=list, description="e.g. 'error_ratio<0.01', 'p99_ms<50'")
+    gates: list[Annotated[str, Field(pattern=GATE_PATTERN)]] = Field(
+        default_factory=list, description="e.g. 'error_ratio<0.01', 'p99_ms<50'")
 
 
 class LabelChange(_Wire):
-    set: dict[str, str] = Field(default_factory=dict)
-    remove: list[str] = Field(default_factory=list)
+    set: Labels = Field(default_factory=dict)
+    remove: list[Annotated[str, Field(pattern=LABEL_KEY_PATTERN)]] = Field(default_factory=list)
 
     @field_validator("set")
     @classmethod

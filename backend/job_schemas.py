@@ -19,7 +19,19 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Which schedule fields go together, as JSON Schema (generated clients and fuzzers know it too).
+_SCHEDULE_SHAPES: dict[str, Any] = {"oneOf": [
+    {"properties": {"schedule": {"const": "every"}, "every_seconds": {"type": "number"}, "cron": {"type": "null"}},
+     "required": ["schedule", "every_seconds"]},
+    {"properties": {"schedule": {"const": "cron"}, "every_seconds": {"type": "null"}, "cron": {"type": "string"}},
+     "required": ["schedule", "cron"]},
+    {"properties": {"schedule": {"const": "on_demand"}, "every_seconds": {"type": "null"}, "cron": {"type": "null"}},
+     "required": ["schedule"]},
+]}
+
+
 class CreateJob(_Wire):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_SCHEDULE_SHAPES)
     name: JobName
     model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     tag: Annotated[str, Field(pattern=TAG_PATTERN)]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from jetfleet.manifest import FRAMEWORKS, MODEL_NAME_PATTERN, TAG_PATTERN, Framework, GoldenCheck, TensorSpecEntry
 from jetfleet.protocol import DEVICE_ID_PATTERN, json_number
+from jetfleet.selectors import SELECTOR_PATTERN
 
 __all__ = ["FRAMEWORKS", "MODEL_NAME_PATTERN", "TAG_PATTERN"]
 
@@ -107,7 +108,7 @@ class _DevicesOrAll(_Wire):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_DEVICES_OR_ALL)
     devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] = Field(default_factory=list)
     all: Annotated[bool, Field(strict=True)] = False
-    selector: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
+    selector: Annotated[str, Field(max_length=1000, pattern=SELECTOR_PATTERN)] | None = Field(
         default=None, description="label selector, e.g. 'role=vision,site in (a, b)'")
 
     @model_validator(mode="after")

@@ -22,6 +22,10 @@ GATE_METRICS = ("error_ratio", "p50_ms", "p95_ms", "p99_ms")
 _OPS: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": operator.ge, "<": operator.lt,
                                                     ">": operator.gt}
 _GATE = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
+# For the API schema: a known metric, an operator and a number (what parse_gate accepts).
+GATE_PATTERN = (r"^\s*(?:" + "|".join(GATE_METRICS) + r")\s*(?:<=|>=|<|>)\s*[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?\s*$")
+# Wave sizes as the schema can say them; that they never shrink is checked by parse_waves (a 422 naming it).
+WAVES_PATTERN = r"^\s*[0-9]{1,9}(?:\.[0-9]+)?%?\s*(?:,\s*[0-9]{1,9}(?:\.[0-9]+)?%?\s*)*$"
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from jetfleet.errors import ConfigError
 from jetfleet.jobs import OutboxStatus
-from jetfleet.selectors import check_label
+from jetfleet.selectors import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, check_label
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, description="Stable device id (MAC-derived)")]
@@ -32,7 +32,9 @@ Ratio = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0), BeforeValidator(json_number)]
 Seconds = Annotated[float, Field(gt=0, le=3600, strict=True)]
 NonNegFloat = Annotated[float, Field(ge=0.0, strict=True)]
-Labels = Annotated[dict[str, str], Field(max_length=64, description="Device labels (key=value) for selectors")]
+LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN)]
+LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN)]
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=64, description="Device labels for selectors")]
 
 
 class WireModel(BaseModel):

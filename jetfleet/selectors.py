@@ -27,6 +27,13 @@ LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62}[A-Za-z0-9])?$"
 LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$"
 Operator = Literal["=", "!=", "in", "notin", "exists", "!exists"]
 
+_K = r"[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,62}[A-Za-z0-9])?"
+_V = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?"
+_PART = (rf"\s*(?:{_K}\s+(?:in|notin)\s*\(\s*{_V}(?:\s*,\s*{_V})*\s*\)"
+         rf"|{_K}\s*(?:==|=|!=)\s*(?:{_V})?|!?{_K})\s*")
+# The grammar above as one regular expression, for the API schema (generated clients, fuzzers).
+SELECTOR_PATTERN = rf"^{_PART}(?:,{_PART})*$"
+
 _SET = re.compile(r"^(?P<key>\S+)\s+(?P<op>in|notin)\s*\((?P<values>[^()]*)\)$")
 _EQ = re.compile(r"^(?P<key>[^=!\s]+)\s*(?P<op>==|=|!=)\s*(?P<value>\S*)$")
 

@@ -18,7 +18,7 @@ from tests.support.backend import BackendProcess, backend_server
 from tests.support.processes import jetfleet_cmd, subprocess_env, wait_until
 
 # Routes a device calls with its own token (or, to register, with the fleet's provisioning key).
-DEVICE_ROUTES = {"register_device", "heartbeat", "device_artifact"}
+DEVICE_ROUTES = {"register_device", "heartbeat", "device_artifact", "upload_results"}
 
 
 def cli(backend: BackendProcess, token: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -135,7 +135,7 @@ def test_tag_and_deploy_errors_name_what_is_unknown(backend: BackendProcess, tmp
         assert no_device.status_code == 404 and "ghost-1" in no_device.json()["detail"]
         neither = admin.post(f"/api/v1/models/{name}/deployments", json={"tag": "prod"})
         # the rule is in the schema (anyOf), so it is a validation error like any other
-        assert neither.status_code == 422 and "devices: give either" in neither.text
+        assert neither.status_code == 422 and "devices: give exactly one of" in neither.text
         assert admin.get(f"/api/v1/models/{name}").json()["deployments"] == []
     assert cli(backend, "models", "tag", "no-colon", "1").stderr.startswith("error: key 'NAME:TAG'")
 
