@@ -14,9 +14,9 @@ import pytest
 from tests.backend.registry_helpers import register
 from tests.backend.test_drift import FEATURES, HOUR, post_window, push_with_reference
 from tests.conftest import unique_id
-from tests.monitoring.test_prometheus import dashboards, prometheus_files, query
+from tests.monitoring.test_prometheus import dashboards, prometheus_files, query, running_prometheus
 from tests.support.backend import BackendProcess, backend_server
-from tests.support.processes import ManagedProcess, free_port, wait_until
+from tests.support.processes import wait_until
 from tests.support.system import require_binary
 
 
@@ -40,16 +40,8 @@ def drifting(tmp_path: Path) -> Iterator[tuple[BackendProcess, str]]:
 @pytest.fixture
 def prometheus(drifting: tuple[BackendProcess, str], tmp_path: Path) -> Iterator[str]:
     binary = require_binary("prometheus", ["prometheus"])
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    prom = ManagedProcess([binary, f"--config.file={prometheus_files(tmp_path, drifting[0])}",
-                           f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                          tmp_path / "prometheus.log")
-    try:
-        prom.wait_http(url + "/-/ready", 60)
+    with running_prometheus(binary, prometheus_files(tmp_path, drifting[0]), tmp_path) as url:
         yield url
-    finally:
-        prom.stop()
 
 
 def test_drift_dashboard_queries_return_the_drifting_feature(prometheus: str,

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +66,10 @@ def prometheus(sqlite_backend: BackendProcess, tmp_path: Path) -> Iterator[str]:
     config = agent_config(tmp_path, sqlite_backend, "orin-1", host_root=str(ORIN),
                           tegrastats_path=str(fake_tegrastats(tmp_path)), heartbeat_interval=1)
     agent = start_agent(config)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    prom = ManagedProcess([binary, f"--config.file={prometheus_files(tmp_path, sqlite_backend)}",
-                           f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                          tmp_path / "prometheus.log")
     try:
-        prom.wait_http(url + "/-/ready", 60)
-        yield url
+        with running_prometheus(binary, prometheus_files(tmp_path, sqlite_backend), tmp_path) as url:
+            yield url
     finally:
-        prom.stop()
         agent.stop()
 
 
@@ -118,3 +113,16 @@ def test_alert_rules_evaluate_without_errors(prometheus: str) -> None:
     assert isinstance(rules, list)
     assert {r["name"] for r in rules} >= {"JetsonAgentDown", "JetsonHot", "FleetDevicesOffline"}
     assert all(r["health"] == "ok" for r in rules), json.dumps(rules, indent=1)
+
+
+@contextmanager
+def running_prometheus(binary: str, config: Path, tmp_path: Path) -> Iterator[str]:
+    """A real Prometheus on a free loopback port with ``config``; yields its URL once ready, stopped by PID."""
+    port = free_port()
+    prom = ManagedProcess([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                           f"--web.listen-address=127.0.0.1:{port}"], tmp_path / "prometheus.log")
+    try:
+        prom.wait_http(f"http://127.0.0.1:{port}/-/ready", 60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        prom.stop()
