@@ -12,6 +12,7 @@ from jetfleet.backend import appstate, jobs_registry, model_registry, results
 from jetfleet.backend.auth import device_caller, require_deploy, require_read
 from jetfleet.backend.ingest import HeartbeatIngest
 from jetfleet.backend.job_schemas import CreateJob, JobRecord, ResultRecord, RunJob, RunResult
+from jetfleet.httpapi import errors
 from jetfleet.jobs import ResultsAck
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -19,13 +20,13 @@ device_router = APIRouter(prefix="/api/v1/edge-devices", tags=["devices"])
 
 
 @router.post("", response_model=JobRecord, status_code=status.HTTP_201_CREATED,
-             dependencies=[Depends(require_deploy)])
+             dependencies=[Depends(require_deploy)], responses=errors(404))
 def create_job(body: CreateJob, request: Request) -> JobRecord:
     """A new job; its devices get it in their next signed manifest."""
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
         job, devices = jobs_registry.create(session, body, now)
-        model_registry.bump_serials(session, devices, now)
+        model_registry.bump_serials(session, devices)
         record = jobs_registry.record(session, job)
     appstate.desired(request).invalidate(devices)
     return record
@@ -49,7 +50,7 @@ def run_job(name: str, body: RunJob, request: Request) -> RunResult:
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
         devices = jobs_registry.run_now(session, name, body.devices, now)
-        model_registry.bump_serials(session, devices, now)
+        model_registry.bump_serials(session, devices)
     appstate.desired(request).invalidate(devices)
     return RunResult(name=name, devices=devices)
 
@@ -57,16 +58,15 @@ def run_job(name: str, body: RunJob, request: Request) -> RunResult:
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(require_deploy)])
 def delete_job(name: str, request: Request) -> None:
     """Remove the job from its devices' manifests (its stored results stay until the retention)."""
-    now = appstate.now()
     with appstate.sessions(request).begin() as session:
         devices = jobs_registry.delete(session, name)
-        model_registry.bump_serials(session, devices, now)
+        model_registry.bump_serials(session, devices)
     appstate.desired(request).invalidate(devices)
 
 
 @router.get("/{name}/results", response_model=list[ResultRecord], dependencies=[Depends(require_read)])
 def job_results(name: str, request: Request, device_id: str | None = None,
-                after_id: int = Query(0, ge=0, description="page on: the last id of the previous page"),
+                after_id: int = Query(0, ge=0, le=2**63 - 1, description="page on: the last id of the previous page"),
                 limit: int = Query(results.DEFAULT_RESULTS_PAGE, ge=1, le=10_000)) -> list[ResultRecord]:
     """Stored results of the job, oldest first (page with ``after_id``)."""
     with appstate.sessions(request).begin() as session:

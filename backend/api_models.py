@@ -95,7 +95,7 @@ def create_version(name: ModelNamePath, body: CreateVersion, request: Request) -
             followers: list[str] = []
             if body.tag:
                 _, followers = model_registry.set_tag(session, name, body.tag, row.version, now)
-                model_registry.bump_serials(session, followers, now)
+                model_registry.bump_serials(session, followers)
             for upload_id in uploads:
                 store.commit(upload_id)
             record = model_registry.version_record(row, [body.tag] if body.tag else [])
@@ -125,7 +125,7 @@ def move_tag(name: ModelNamePath, tag: TagPath, body: MoveTag, request: Request)
     with appstate.sessions(request).begin() as session:
         rollouts.refuse_if_active(session, name, tag)
         previous, followers = model_registry.set_tag(session, name, tag, body.version, now)
-        model_registry.bump_serials(session, followers, now)
+        model_registry.bump_serials(session, followers)
     appstate.desired(request).invalidate(followers)
     return TagRecord(name=name, tag=tag, version=body.version, previous_version=previous, devices=followers)
 
@@ -139,7 +139,7 @@ def deploy(name: ModelNamePath, body: DeployRequest, request: Request) -> Deploy
     with appstate.sessions(request).begin() as session:
         targets = _targets(session, body.devices, body.all, body.selector)
         version, devices = model_registry.deploy(session, name, body.tag, targets, now)
-        model_registry.bump_serials(session, devices, now)
+        model_registry.bump_serials(session, devices)
     appstate.desired(request).invalidate(devices)
     return DeployResult(name=name, tag=body.tag, version=version, devices=devices)
 
@@ -148,10 +148,9 @@ def deploy(name: ModelNamePath, body: DeployRequest, request: Request) -> Deploy
 def undeploy(name: ModelNamePath, body: UndeployRequest, request: Request) -> list[str]:
     """Devices stop serving NAME (they keep the files for a quick redeploy)."""
     request.state.audit_target = f"name={name} {_describe(body.devices, body.all, body.selector)}"
-    now = appstate.now()
     with appstate.sessions(request).begin() as session:
         devices = model_registry.undeploy(session, name, _targets(session, body.devices, body.all, body.selector))
-        model_registry.bump_serials(session, devices, now)
+        model_registry.bump_serials(session, devices)
     appstate.desired(request).invalidate(devices)
     return devices
 

@@ -14,3 +14,4 @@ DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, description="devic
 ModelNamePath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="model name")]
 TagPath = Annotated[str, Path(pattern=TAG_PATTERN, description="tag, e.g. prod")]
 Sha256Path = Annotated[str, Path(pattern=SHA256_PATTERN, description="the artifact's sha256 (lowercase hex)")]
+RolloutIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="rollout id")]  # a database integer

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jetfleet.backend import appstate, devices, rollout_machine, rollouts
+from jetfleet.backend.api_params import DeviceIdPath, RolloutIdPath
 from jetfleet.backend.auth import require_admin, require_deploy, require_read
 from jetfleet.backend.rollout_machine import Rollout
 from jetfleet.backend.rollout_spec import GATE_PATTERN, WAVES_PATTERN
 from jetfleet.backend.rollouts import RolloutEngine
+from jetfleet.httpapi import errors
 from jetfleet.manifest import MODEL_NAME_PATTERN, TAG_PATTERN
 from jetfleet.protocol import DeviceRecord, Labels, valid_labels
 from jetfleet.selectors import LABEL_KEY_PATTERN
@@ -51,7 +53,8 @@ def _engine(request: Request) -> RolloutEngine:
     return engine
 
 
-@router.post("", response_model=Rollout, status_code=status.HTTP_201_CREATED, dependencies=[Depends(require_deploy)])
+@router.post("", response_model=Rollout, status_code=status.HTTP_201_CREATED, dependencies=[Depends(require_deploy)],
+             responses=errors(404))
 def create_rollout(body: RolloutRequest, request: Request) -> Rollout:
     """Move NAME:TAG to VERSION wave by wave (instead of every follower at once)."""
     now = appstate.now()
@@ -71,30 +74,30 @@ def list_rollouts(request: Request) -> list[Rollout]:
 
 
 @router.get("/{rollout_id}", response_model=Rollout, dependencies=[Depends(require_read)])
-def get_rollout(rollout_id: int, request: Request) -> Rollout:
+def get_rollout(rollout_id: RolloutIdPath, request: Request) -> Rollout:
     with appstate.sessions(request).begin() as session:
         return rollouts.load(session, rollout_id)[1]
 
 
 @router.post("/{rollout_id}/pause", response_model=Rollout, dependencies=[Depends(require_deploy)])
-def pause(rollout_id: int, request: Request) -> Rollout:
+def pause(rollout_id: RolloutIdPath, request: Request) -> Rollout:
     """No new wave starts (devices already updating finish)."""
     return _engine(request).act(rollout_id, rollout_machine.pause)
 
 
 @router.post("/{rollout_id}/resume", response_model=Rollout, dependencies=[Depends(require_deploy)])
-def resume(rollout_id: int, request: Request) -> Rollout:
+def resume(rollout_id: RolloutIdPath, request: Request) -> Rollout:
     return _engine(request).act(rollout_id, rollout_machine.resume)
 
 
 @router.post("/{rollout_id}/abort", response_model=Rollout, dependencies=[Depends(require_deploy)])
-def abort(rollout_id: int, request: Request) -> Rollout:
+def abort(rollout_id: RolloutIdPath, request: Request) -> Rollout:
     """Every device of the rollout goes back to the version it served before (blue/green swap)."""
     return _engine(request).act(rollout_id, rollout_machine.abort)
 
 
 @labels_router.put("/{device_id}/labels", response_model=DeviceRecord)
-def set_labels(device_id: str, body: LabelChange, request: Request) -> DeviceRecord:
+def set_labels(device_id: DeviceIdPath, body: LabelChange, request: Request) -> DeviceRecord:
     """Set labels (key=value) and remove keys of a device (for --selector)."""
     request.app.state.ingest.flush()
     with appstate.sessions(request).begin() as session:

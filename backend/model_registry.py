@@ -8,7 +8,7 @@ the same transaction (:func:`bump_serials`) and then drops their cached manifest
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -125,12 +125,18 @@ def _known_devices(session: Session, device_ids: list[str]) -> list[str]:
     return list(dict.fromkeys(device_ids))
 
 
-def bump_serials(session: Session, device_ids: Iterable[str], now: datetime) -> None:
-    """Give each device a new, higher manifest serial (atomic per row, never lower than now in ms)."""
+# A heartbeat that read the database just before a change committed may have answered a device without a
+# serial row with the time of its read; the change's serial must stay above that, however long the change's
+# transaction waited (SQLite's writer lock, a busy host). Serials only need to grow, so the margin is generous.
+SERIAL_MARGIN_MS = 10 * 60 * 1000
+
+
+def bump_serials(session: Session, device_ids: Iterable[str]) -> None:
+    """Give each device a new, higher manifest serial (atomic per row, above any time serial issued so far)."""
     ids = sorted(set(device_ids))
     if not ids:
         return
-    floor = _time_serial(now)
+    floor = _time_serial(datetime.now(timezone.utc)) + SERIAL_MARGIN_MS
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(insert(ManifestSerial).on_conflict_do_nothing(index_elements=["device_id"]),
                     [{"device_id": d, "serial": 0} for d in ids])

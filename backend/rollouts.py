@@ -85,7 +85,7 @@ def save(session: Session, row: RolloutRow, rollout: Rollout, now: datetime) -> 
                                           {d.device_id: rollout.to_version if d.device_id in wants else None
                                            for d in rollout.devices})
     changed = sorted(set(changed))
-    model_registry.bump_serials(session, changed, now)
+    model_registry.bump_serials(session, changed)
     return changed
 
 

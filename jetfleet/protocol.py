@@ -34,7 +34,9 @@ Seconds = Annotated[float, Field(gt=0, le=3600, strict=True)]
 NonNegFloat = Annotated[float, Field(ge=0.0, strict=True)]
 LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN)]
 LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN)]
-Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=64, description="Device labels for selectors")]
+# additionalProperties: pydantic writes the key pattern as patternProperties only, which lets any other key pass.
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=64, description="Device labels for selectors",
+                                                     json_schema_extra={"additionalProperties": False})]
 
 
 class WireModel(BaseModel):

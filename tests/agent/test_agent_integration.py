@@ -158,7 +158,8 @@ def test_exporter_serves_metrics_scraped_over_http(sqlite_backend: BackendProces
         assert scraped["jetfleet_memory_total_bytes"].value > 0
         assert scraped["jetfleet_last_heartbeat_timestamp_seconds"].value > time.time() - 60
         reported = sqlite_backend.device("jetson-a")["services"]
-        assert {"role": "metrics", "url": f"http://127.0.0.1:{port}", "healthy": True} in reported
+        metrics = [s for s in reported if s["role"] == "metrics"]
+        assert [(s["url"], s["healthy"]) for s in metrics] == [(f"http://127.0.0.1:{port}", True)]
     finally:
         agent.stop()
 

@@ -208,7 +208,7 @@ def test_render_from_backend_and_clear_errors_before_traefik(sqlite_backend: Bac
     assert f"--providers.http.headers.Authorization=Bearer {sqlite_backend.admin_token}" in flags
 
     refused = _cli("run", "--from-backend", sqlite_backend.url, "--token", "wrong-token", "--work-dir", str(tmp_path))
-    assert refused.returncode == 2 and "admin token required" in refused.stderr and "--token" in refused.stderr
+    assert refused.returncode == 2 and "unknown token" in refused.stderr and "--token" in refused.stderr
     unreachable = _cli("run", "--from-backend", "http://127.0.0.1:9", "--token", "x", "--work-dir", str(tmp_path))
     assert unreachable.returncode == 2 and "cannot reach control plane" in unreachable.stderr
     assert not (tmp_path / "health.yml").exists()  # nothing was written, Traefik never started

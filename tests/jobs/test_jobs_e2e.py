@@ -276,7 +276,9 @@ def test_full_outbox_drops_oldest_results_keeps_sketches_and_counts(backend: Bac
 
 def test_a_mean_shift_in_one_feature_is_flagged_from_the_agents_sketches(tmp_path: Path) -> None:
     width = 2  # seconds per drift window, so that three windows pass in a few seconds
-    with backend_server(tmp_path / "drift-backend", extra_args=["--drift-window", f"{width}s"]) as drift_backend:
+    # 30 recent windows: the three runs land in three windows however slowly this machine runs them
+    with backend_server(tmp_path / "drift-backend",
+                        extra_args=["--drift-window", f"{width}s", "--drift-windows", "30"]) as drift_backend:
         node = start_node(tmp_path, drift_backend.url)
         try:
             wait_registered(drift_backend, node)
@@ -297,16 +299,16 @@ def test_a_mean_shift_in_one_feature_is_flagged_from_the_agents_sketches(tmp_pat
                 rows = rng.normal(size=(300, FEATURES)).astype(np.float32)
                 rows[:, 2] += 1.0  # one standard deviation, in feature 2 only
                 np.save(folder / f"w{window}.npy", rows)
-                bucket = int(time.time() // width)
                 assert cli(drift_backend, "jobs", "run", job).returncode == 0
                 wait_results(drift_backend, job, window + 1)
+                bucket = int(time.time() // width)  # the run's sketches end before its results arrive
                 wait_until(lambda b=bucket: int(time.time() // width) > b, width + 1, interval=0.05,  # type: ignore[misc]
                            what="the next drift window")
             wait_metric(node, "jetfleet_outbox_pending", lambda v: v == 0)
             shown = cli(drift_backend, "drift", "status", model, "--json")
             assert shown.returncode == 0, shown.stderr
             report = json.loads(shown.stdout)
-            assert report["model"] == model and report["version"] == 1 and report["drift"] is True, report
+            assert report["model"] == model and report["version"] == 1 and report["drift"] is True, json.dumps(report)
             assert [f["index"] for f in report["features"] if f["drift"]] == [2], report["features"]
             assert all(f["input"] == "input" and f["n_current"] == 900 and f["n_reference"] == 5000
                        for f in report["features"])
