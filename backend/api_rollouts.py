@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jetfleet.backend import appstate, devices, rollout_machine, rollouts
+from jetfleet.backend import appstate, devices, model_registry, rollout_machine, rollouts
 from jetfleet.backend.api_params import DeviceIdPath, RolloutIdPath
 from jetfleet.backend.auth import require_admin, require_deploy, require_read
 from jetfleet.backend.rollout_machine import Rollout
@@ -102,4 +102,7 @@ def set_labels(device_id: DeviceIdPath, body: LabelChange, request: Request) -> 
     request.app.state.ingest.flush()
     with appstate.sessions(request).begin() as session:
         device = devices.set_labels(session, device_id, dict(body.set), list(body.remove))
-        return devices.device_record(device, settings=appstate.settings(request), now=appstate.now())
+        model_registry.bump_serials(session, [device_id])  # jobs by selector may now apply, or no longer
+        record = devices.device_record(device, settings=appstate.settings(request), now=appstate.now())
+    appstate.desired(request).invalidate([device_id])
+    return record

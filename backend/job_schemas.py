@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jetfleet.jobs import JobName, ScheduleKind
 from jetfleet.manifest import MODEL_NAME_PATTERN, TAG_PATTERN
 from jetfleet.protocol import DEVICE_ID_PATTERN
+from jetfleet.selectors import SELECTOR_PATTERN
 
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
 MIN_EVERY_SECONDS = 1.0
@@ -30,8 +31,20 @@ _SCHEDULE_SHAPES: dict[str, Any] = {"oneOf": [
 ]}
 
 
+# Which devices: the listed ones, every one, or those whose labels match a selector (exactly one of them).
+_TARGET_SHAPES: dict[str, Any] = {"oneOf": [
+    {"properties": {"all": {"const": True}, "devices": {"maxItems": 0}, "selector": {"type": "null"}},
+     "required": ["all"]},
+    {"properties": {"all": {"const": False}, "devices": {"minItems": 1}, "selector": {"type": "null"}},
+     "required": ["devices"]},
+    {"properties": {"all": {"const": False}, "devices": {"maxItems": 0}, "selector": {"type": "string"}},
+     "required": ["selector"]},
+]}
+
+
 class CreateJob(_Wire):
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_SCHEDULE_SHAPES)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"allOf": [_SCHEDULE_SHAPES,
+                                                                                      _TARGET_SHAPES]})
     name: JobName
     model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     tag: Annotated[str, Field(pattern=TAG_PATTERN)]
@@ -40,7 +53,10 @@ class CreateJob(_Wire):
     every_seconds: Annotated[float, Field(ge=MIN_EVERY_SECONDS, le=366 * 86400)] | None = None
     cron: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     devices: list[DeviceId] = Field(default_factory=list)
-    all: bool = False
+    all: Annotated[bool, Field(strict=True)] = False
+    selector: Annotated[str, Field(max_length=1000, pattern=SELECTOR_PATTERN)] | None = Field(
+        default=None, description="label selector, e.g. 'role=vision,site in (a, b)': the devices matching it "
+                                  "now and later (a device labelled later gets the job)")
 
 
 class JobRecord(_Wire):
@@ -52,7 +68,8 @@ class JobRecord(_Wire):
     schedule: ScheduleKind
     every_seconds: float | None
     cron: str | None
-    target: str = Field(description="'devices' (the listed ones) or 'all'")
+    target: str = Field(description="'devices' (the listed ones), 'all' or 'selector'")
+    selector: str | None = Field(default=None, description="the label selector of a 'selector' job")
     devices: list[str] = Field(description="the devices that run it now")
     run_generation: int
     results: int = 0

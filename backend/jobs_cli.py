@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 jobs_app = typer.Typer(help="Headless jobs: run a model over a folder of inputs on devices, on a schedule or "
                             "on demand; collect the results.", no_args_is_help=True)
 _FLAG_OF_FIELD = {"name": "NAME", "model": "--model", "tag": "--model", "input_dir": "--input-dir",
-                  "every_seconds": "--every", "cron": "--cron", "devices": "--device"}
+                  "every_seconds": "--every", "cron": "--cron", "devices": "--device",
+                  "selector": "--selector"}
 RESULT_FIELDS = ("device_id", "job", "run_id", "input", "input_sha256", "model", "version", "outputs", "error",
                  "created_at", "received_at", "key")
 
@@ -41,6 +42,8 @@ def create(
     on_demand: bool = typer.Option(False, "--on-demand", help="Run only on `jetfleet jobs run`."),
     device: list[str] = typer.Option([], "--device", help="Device id (repeatable)."),
     all_devices: bool = typer.Option(False, "--all", help="Every registered device (and any registered later)."),
+    selector: str | None = typer.Option(None, "--selector", metavar="SELECTOR",
+                                        help="Devices whose labels match, now and later (e.g. 'role=vision')."),
     backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False,
 ) -> None:
     """Create a job; its devices pick it up with their next heartbeat."""
@@ -49,18 +52,21 @@ def create(
     from jetfleet.backend.durations import parse_duration
     from jetfleet.backend.job_schemas import CreateJob
     from jetfleet.backend.models_cli import split_ref
+    from jetfleet.selectors import parse_selector
 
     model_name, tag = split_ref(model, "--model")
     if sum((every is not None, cron is not None, on_demand)) != 1:
         raise ConfigError("give exactly one of --every DURATION, --cron \"EXPR\" or --on-demand", key="--every")
-    if all_devices == bool(device):
-        raise ConfigError("give --device ID (repeatable) or --all", key="--device")
+    if [bool(device), all_devices, selector is not None].count(True) != 1:
+        raise ConfigError("give one of: --device ID (repeatable), --all, --selector SELECTOR", key="--device")
+    if selector is not None:
+        parse_selector(selector)  # a bad one fails here, naming the bad part
     schedule = "every" if every is not None else "cron" if cron is not None else "on_demand"
     try:
         body = CreateJob.model_validate({
             "name": name, "model": model_name, "tag": tag, "input_dir": input_dir, "schedule": schedule,
             "every_seconds": parse_duration(every, key="--every") if every is not None else None, "cron": cron,
-            "devices": device, "all": all_devices})
+            "devices": device, "all": all_devices, "selector": selector})
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "name"
@@ -95,6 +101,7 @@ def list_jobs(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", 
         table.add_column(column, no_wrap=True)
     for j in jobs:
         devices = "all" if j.target == "all" else str(len(j.devices))
+        devices += f" ({j.selector})" if j.selector else ""
         table.add_row(j.name, f"{j.model}:{j.tag}", "-" if j.version is None else str(j.version), _when(j),
                       j.input_dir, devices, str(j.results))
     Console().print(table)

@@ -4,9 +4,9 @@ Like :mod:`jetfleet.backend.model_registry`, every function takes an open sessio
 the transaction; functions that change what devices should run return the affected device ids, whose
 manifest serials the caller bumps in the same transaction.
 
-Targets: a job names its devices (``target="devices"``, rows in ``job_targets``) or runs on every registered
-device (``target="all"``). A label selector would be a third ``target`` kind resolved in :func:`_resolve`
-and :func:`jobs_by_device`; nothing else needs to change.
+Targets: a job names its devices (``target="devices"``, rows in ``job_targets``), runs on every registered
+device (``target="all"``) or on the devices whose labels match its selector (``target="selector"``, resolved
+on every read, so a device labelled later gets the job; a label change bumps that device's serial).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from jetfleet.backend.jobs_models import Job, JobResultRow, JobTarget
 from jetfleet.backend.models import Device, ModelTag, ModelVersion
 from jetfleet.errors import ConflictError, NotFoundError
 from jetfleet.jobs import DesiredJob
+from jetfleet.selectors import Selector, parse_selector
 
 
 def validate(session: Session, body: CreateJob) -> None:
@@ -38,8 +39,11 @@ def validate(session: Session, body: CreateJob) -> None:
         raise InvalidField("cron", f"only a job scheduled 'cron' has an expression, not '{body.schedule}'")
     if body.cron is not None and not croniter.is_valid(body.cron):
         raise InvalidField("cron", f"{body.cron!r} is not a valid cron expression (e.g. \"*/15 * * * *\")")
-    if body.all == bool(body.devices):
-        raise InvalidField("devices", "give either device ids (--device ID) or all=true (--all)")
+    if [bool(body.devices), body.all, body.selector is not None].count(True) != 1:
+        raise InvalidField("devices", "give exactly one of: device ids (--device ID), all=true (--all) or a "
+                                      "selector (--selector)")
+    if body.selector is not None:
+        parse_selector(body.selector)
     if session.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.name == body.model)) == 0:
         raise NotFoundError(f"model: unknown model '{body.model}' (push it first: jetfleet models push)")
     if session.get(ModelTag, (body.model, body.tag)) is None:
@@ -53,13 +57,22 @@ def create(session: Session, body: CreateJob, now: datetime) -> tuple[Job, list[
         raise ConflictError(f"name: a job named '{body.name}' exists already (delete it first)")
     devices = _known_devices(session, body.devices) if body.devices else []
     job = Job(name=body.name, model=body.model, tag=body.tag, input_dir=body.input_dir, schedule=body.schedule,
-              every_seconds=body.every_seconds, cron=body.cron, target="all" if body.all else "devices",
-              selector=None, run_generation=0, created_at=now, updated_at=now)
+              every_seconds=body.every_seconds, cron=body.cron, target=_target(body),
+              selector={"expr": body.selector} if body.selector is not None else None, run_generation=0,
+              created_at=now, updated_at=now)
     session.add(job)
     session.flush()
     session.add_all(JobTarget(job_id=job.id, device_id=d, explicit=True, extra_runs=0) for d in devices)
     session.flush()
     return job, _resolve(session, job)
+
+
+def _target(body: CreateJob) -> str:
+    return "all" if body.all else "selector" if body.selector is not None else "devices"
+
+
+def _selector(job: Job) -> Selector:
+    return parse_selector(str((job.selector or {}).get("expr", "")))
 
 
 def get(session: Session, name: str) -> Job:
@@ -103,6 +116,10 @@ def _resolve(session: Session, job: Job) -> list[str]:
     """The device ids a job runs on now."""
     if job.target == "all":
         return list(session.scalars(select(Device.device_id).order_by(Device.device_id)))
+    if job.target == "selector":
+        selector = _selector(job)
+        rows = session.execute(select(Device.device_id, Device.labels).order_by(Device.device_id))
+        return [device_id for device_id, labels in rows if selector.matches(labels or {})]
     query = select(JobTarget.device_id).where(JobTarget.job_id == job.id, JobTarget.explicit.is_(True))
     return list(session.scalars(query.order_by(JobTarget.device_id)))
 
@@ -134,18 +151,27 @@ def jobs_by_device(session: Session, device_ids: Iterable[str] | None = None) ->
         if is_explicit:
             explicit.setdefault(job_id, set()).add(device_id)
         extra[(job_id, device_id)] = runs
-    all_devices: list[str] = []
-    if any(job.target == "all" for job in jobs):
-        query = select(Device.device_id)
+    labels: dict[str, dict[str, str]] = {}
+    if any(job.target in ("all", "selector") for job in jobs):
+        query = select(Device.device_id, Device.labels)
         if wanted is not None:
             query = query.where(Device.device_id.in_(wanted))
-        all_devices = list(session.scalars(query))
+        labels = {device_id: device_labels or {} for device_id, device_labels in session.execute(query)}
     result: dict[str, list[DesiredJob]] = {}
     for job in jobs:
-        for device_id in all_devices if job.target == "all" else explicit.get(job.id, ()):
+        for device_id in _targets_of(job, labels, explicit):
             if wanted is None or device_id in wanted:
                 result.setdefault(device_id, []).append(desired_job(job, extra.get((job.id, device_id), 0)))
     return result
+
+
+def _targets_of(job: Job, labels: dict[str, dict[str, str]], explicit: dict[int, set[str]]) -> Iterable[str]:
+    if job.target == "all":
+        return labels
+    if job.target == "selector":
+        selector = _selector(job)
+        return [device_id for device_id, device_labels in labels.items() if selector.matches(device_labels)]
+    return explicit.get(job.id, ())
 
 
 def record(session: Session, job: Job) -> JobRecord:
@@ -153,7 +179,8 @@ def record(session: Session, job: Job) -> JobRecord:
     results = session.scalar(select(func.count()).select_from(JobResultRow).where(JobResultRow.job == job.name))
     return JobRecord(name=job.name, model=job.model, tag=job.tag, version=tag.version if tag else None,
                      input_dir=job.input_dir, schedule=job.schedule, every_seconds=job.every_seconds,  # type: ignore[arg-type]
-                     cron=job.cron, target=job.target, devices=_resolve(session, job),
+                     cron=job.cron, target=job.target, selector=(job.selector or {}).get("expr"),
+                     devices=_resolve(session, job),
                      run_generation=job.run_generation, results=results or 0, created_at=job.created_at,
                      updated_at=job.updated_at)
 

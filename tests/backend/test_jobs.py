@@ -79,13 +79,44 @@ def test_job_survives_a_control_plane_restart_in_the_bulk_loaded_manifests(backe
     assert cli(backend, "jobs", "delete", job).returncode == 0
 
 
+def test_a_job_by_selector_follows_the_devices_labels(backend: BackendProcess, tmp_path: Path) -> None:
+    model, lab, field, job = unique_id("model"), unique_id("dev"), unique_id("dev"), unique_id("job")
+    site = unique_id("site")  # other tests share this control plane: a label only this test's devices carry
+    (lab_token, public), (field_token, _) = register(backend, lab), register(backend, field)
+    push(backend, model, dense_model(tmp_path / "m.onnx"), tag="prod")
+    assert cli(backend, "fleet", "label", lab, f"site={site}", "role=vision").returncode == 0
+    created = cli(backend, "jobs", "create", job, "--model", f"{model}:prod", "--input-dir", "/in", "--on-demand",
+                  "--selector", f"site={site},role in (vision, voice)", "--json")
+    assert created.returncode == 0, created.stderr
+    record = json.loads(created.stdout)
+    assert (record["target"], record["selector"], record["devices"]) == \
+        ("selector", f"site={site},role in (vision, voice)", [lab])
+    assert job in _jobs(backend, lab, lab_token, public, {job})
+    assert job not in _jobs(backend, field, field_token, public, {job})
+
+    before = _jobs(backend, field, field_token, public, {job})["serial"]
+    assert cli(backend, "fleet", "label", field, f"site={site}", "role=voice").returncode == 0  # labelled later
+    now = _jobs(backend, field, field_token, public, {job})
+    assert job in now and now["serial"] > before
+    assert cli(backend, "fleet", "label", lab, "--remove", "role").returncode == 0
+    assert job not in _jobs(backend, lab, lab_token, public, {job})
+    assert json.loads(cli(backend, "jobs", "show", job).stdout)["devices"] == [field]
+    ran = cli(backend, "jobs", "run", job)
+    assert ran.returncode == 0 and f"on 1 device(s): {field}" in ran.stdout
+    assert f"1 (site={site}" in cli(backend, "jobs", "ls").stdout
+    assert cli(backend, "jobs", "delete", job).returncode == 0
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--model", "MODEL:prod", "--cron", "61 * * * *", "--all"], "cron: '61 * * * *' is not a valid cron"),
     (["--model", "MODEL:prod", "--every", "soon", "--all"], "key '--every': 'soon' is not a duration"),
     (["--model", "MODEL:prod", "--every", "0s", "--all"], "key '--every': '0s' must be longer than zero"),
     (["--model", "MODEL:prod", "--every", "0.5", "--all"], "key '--every': every_seconds: Input should be greater"),
     (["--model", "MODEL:prod", "--every", "1m", "--on-demand", "--all"], "key '--every': give exactly one of"),
-    (["--model", "MODEL:prod", "--on-demand"], "key '--device': give --device ID (repeatable) or --all"),
+    (["--model", "MODEL:prod", "--on-demand"], "key '--device': give one of: --device ID (repeatable), --all, "
+                                               "--selector SELECTOR"),
+    (["--model", "MODEL:prod", "--on-demand", "--all", "--selector", "role=x"], "key '--device': give one of"),
+    (["--model", "MODEL:prod", "--on-demand", "--selector", "role in (a"], "key '--selector'"),
     (["--model", "MODEL:prod", "--on-demand", "--device", "ghost-1"], "devices: unknown device(s) ghost-1"),
     (["--model", "nosuchmodel:prod", "--on-demand", "--all"], "model: unknown model 'nosuchmodel'"),
     (["--model", "MODEL:beta", "--on-demand", "--all"], "tag: model 'MODEL' has no tag 'beta' (tags: prod)"),

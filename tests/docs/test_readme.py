@@ -111,6 +111,7 @@ RUN: dict[str, str] = {
         "jetfleet jobs create sweep --model dense:prod --input-dir /data/in --every 15m --device jf-a --device jf-b",
         "jetfleet jobs create sweep --model dense:prod --input-dir /data/in --every 15m --device ID",
         "jetfleet jobs create adhoc --model dense:prod --input-dir /data/adhoc --on-demand --all",
+        "jetfleet jobs create vision-sweep --model dense:prod --input-dir /data/in --every 1h --selector 'role=vision'",
         "jetfleet jobs ls [--json]",
         "jetfleet jobs show sweep",
         "jetfleet jobs show nightly",
@@ -609,8 +610,11 @@ def _jobs_and_drift(shell: DocShell, one: str, two: str) -> None:
               "--device jf-b", {**devices, "/data/in": inbox["/data/in"]})
     shell.run("jetfleet jobs create adhoc --model dense:prod --input-dir /data/adhoc --on-demand --all",
               {"/data/adhoc": inbox["/data/adhoc"]})
+    labelled = shell.run("jetfleet jobs create vision-sweep --model dense:prod --input-dir /data/in --every 1h "
+                         "--selector 'role=vision'", {"/data/in": inbox["/data/in"]})
+    assert one in labelled and two not in labelled  # jetson-a is the one labelled role=vision
     names = {job["name"] for job in json.loads(shell.run("jetfleet jobs ls [--json]", optional="keep"))}
-    assert names == {"nightly", "sweep", "adhoc"}
+    assert names == {"nightly", "sweep", "adhoc", "vision-sweep"}
     assert "sweep" in shell.run("jetfleet jobs ls [--json]")
     assert "15m" in shell.run("jetfleet jobs show sweep") or "900" in shell.run("jetfleet jobs show sweep")
     assert "nightly" in shell.run("jetfleet jobs show nightly")
