@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from jetfleet.backend import appstate, devices
+from jetfleet.backend import appstate, devices, model_registry
 from jetfleet.backend.api_params import DeviceIdPath
 from jetfleet.backend.auth import device_caller, require_admin, require_read
 from jetfleet.backend.ingest import HeartbeatIngest
@@ -41,7 +41,11 @@ def register_device(body: RegisterRequest, request: Request, response: Response,
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
         outcome = devices.register(session, body, device_token=device_token, settings=settings, now=now)
+        if outcome.labels_changed:
+            model_registry.bump_serials(session, [body.device_id])
         record = devices.device_record(outcome.device, settings=settings, now=now)
+    if outcome.labels_changed:
+        appstate.desired(request).invalidate([body.device_id])
     request.app.state.ingest.remember(body.device_id, outcome.device.token_hash, outcome.device.heartbeat_interval)
     response.status_code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
     request.app.state.counters.registration()

@@ -31,6 +31,7 @@ class Registration:
     device: Device
     token: str | None  # set only when the device id was (re)claimed just now
     created: bool
+    labels_changed: bool = False  # jobs by selector may now apply, or no longer
 
 
 def register(session: Session, request: RegisterRequest, *, device_token: str | None,
@@ -53,9 +54,11 @@ def register(session: Session, request: RegisterRequest, *, device_token: str | 
             f"device and it lost its token, an admin can run: jetfleet fleet reprovision {request.device_id}")
     if token is not None:
         device.token_hash = hash_token(token)
+    labels_before = dict(device.labels or {})
     _apply_registration(device, request)
     session.flush()
-    return Registration(device=device, token=token, created=created)
+    return Registration(device=device, token=token, created=created,
+                        labels_changed=device.labels != labels_before)
 
 
 def _apply_registration(device: Device, request: RegisterRequest) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.backend.jobs_helpers import manifest
-from tests.backend.registry_helpers import dense_model, heartbeat, push, register
+from tests.backend.registry_helpers import HARDWARE, dense_model, heartbeat, push, register
 from tests.backend.test_model_registry import cli
 from tests.conftest import unique_id
 from tests.support.backend import BackendProcess
@@ -104,6 +105,17 @@ def test_a_job_by_selector_follows_the_devices_labels(backend: BackendProcess, t
     ran = cli(backend, "jobs", "run", job)
     assert ran.returncode == 0 and f"on 1 device(s): {field}" in ran.stdout
     assert f"1 (site={site}" in cli(backend, "jobs", "ls").stdout
+
+    # An agent restarted with new config labels registers again: its labels change, and so do its jobs.
+    restarted = unique_id("dev")
+    token, _ = register(backend, restarted)
+    assert job not in _jobs(backend, restarted, token, public, {job})
+    again = httpx.post(f"{backend.url}/api/v1/edge-devices/register", timeout=10,
+                       headers={"Authorization": f"Bearer {token}"},
+                       json={"device_id": restarted, "device_name": restarted, "hardware": HARDWARE,
+                             "labels": {"site": site, "role": "vision"}})
+    assert again.status_code == 200, again.text
+    assert job in _jobs(backend, restarted, token, public, {job})
     assert cli(backend, "jobs", "delete", job).returncode == 0
 
 
