@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jetfleet.backend.model_schemas import DEVICE_TARGET_SHAPES
 from jetfleet.jobs import JobName, ScheduleKind
 from jetfleet.manifest import MODEL_NAME_PATTERN, TAG_PATTERN
 from jetfleet.protocol import DEVICE_ID_PATTERN
@@ -31,20 +32,9 @@ _SCHEDULE_SHAPES: dict[str, Any] = {"oneOf": [
 ]}
 
 
-# Which devices: the listed ones, every one, or those whose labels match a selector (exactly one of them).
-_TARGET_SHAPES: dict[str, Any] = {"oneOf": [
-    {"properties": {"all": {"const": True}, "devices": {"maxItems": 0}, "selector": {"type": "null"}},
-     "required": ["all"]},
-    {"properties": {"all": {"const": False}, "devices": {"minItems": 1}, "selector": {"type": "null"}},
-     "required": ["devices"]},
-    {"properties": {"all": {"const": False}, "devices": {"maxItems": 0}, "selector": {"type": "string"}},
-     "required": ["selector"]},
-]}
-
-
 class CreateJob(_Wire):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"allOf": [_SCHEDULE_SHAPES,
-                                                                                      _TARGET_SHAPES]})
+                                                                                      DEVICE_TARGET_SHAPES]})
     name: JobName
     model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     tag: Annotated[str, Field(pattern=TAG_PATTERN)]

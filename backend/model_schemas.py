@@ -94,7 +94,7 @@ class TagRecord(_Wire):
 
 
 # "device ids, all=true, or a selector" as JSON Schema, so that generated clients and fuzzers know it too.
-_DEVICES_OR_ALL: dict[str, Any] = {"oneOf": [
+DEVICE_TARGET_SHAPES: dict[str, Any] = {"oneOf": [
     {"properties": {"all": {"const": True}, "devices": {"maxItems": 0}, "selector": {"type": "null"}},
      "required": ["all"]},
     {"properties": {"all": {"const": False}, "devices": {"minItems": 1}, "selector": {"type": "null"}},
@@ -105,7 +105,7 @@ _DEVICES_OR_ALL: dict[str, Any] = {"oneOf": [
 
 
 class _DevicesOrAll(_Wire):
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_DEVICES_OR_ALL)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=DEVICE_TARGET_SHAPES)
     devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] = Field(default_factory=list)
     all: Annotated[bool, Field(strict=True)] = False
     selector: Annotated[str, Field(max_length=1000, pattern=SELECTOR_PATTERN)] | None = Field(
