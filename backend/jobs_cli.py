@@ -51,16 +51,12 @@ def create(
 
     from jetfleet.backend.durations import parse_duration
     from jetfleet.backend.job_schemas import CreateJob
-    from jetfleet.backend.models_cli import split_ref
-    from jetfleet.selectors import parse_selector
+    from jetfleet.backend.models_cli import one_target, split_ref
 
     model_name, tag = split_ref(model, "--model")
     if sum((every is not None, cron is not None, on_demand)) != 1:
         raise ConfigError("give exactly one of --every DURATION, --cron \"EXPR\" or --on-demand", key="--every")
-    if [bool(device), all_devices, selector is not None].count(True) != 1:
-        raise ConfigError("give one of: --device ID (repeatable), --all, --selector SELECTOR", key="--device")
-    if selector is not None:
-        parse_selector(selector)  # a bad one fails here, naming the bad part
+    one_target(device, all_devices, selector)
     schedule = "every" if every is not None else "cron" if cron is not None else "on_demand"
     try:
         body = CreateJob.model_validate({

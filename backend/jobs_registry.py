@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jetfleet.backend.artifacts import InvalidField
+from jetfleet.backend.devices import select_devices
 from jetfleet.backend.job_schemas import CreateJob, JobRecord
 from jetfleet.backend.jobs_models import Job, JobResultRow, JobTarget
 from jetfleet.backend.models import Device, ModelTag, ModelVersion
@@ -71,8 +72,13 @@ def _target(body: CreateJob) -> str:
     return "all" if body.all else "selector" if body.selector is not None else "devices"
 
 
+def _selector_text(job: Job) -> str | None:
+    expr = (job.selector or {}).get("expr")
+    return None if expr is None else str(expr)
+
+
 def _selector(job: Job) -> Selector:
-    return parse_selector(str((job.selector or {}).get("expr", "")))
+    return parse_selector(_selector_text(job) or "")
 
 
 def get(session: Session, name: str) -> Job:
@@ -117,9 +123,7 @@ def _resolve(session: Session, job: Job) -> list[str]:
     if job.target == "all":
         return list(session.scalars(select(Device.device_id).order_by(Device.device_id)))
     if job.target == "selector":
-        selector = _selector(job)
-        rows = session.execute(select(Device.device_id, Device.labels).order_by(Device.device_id))
-        return [device_id for device_id, labels in rows if selector.matches(labels or {})]
+        return select_devices(session, _selector_text(job) or "")
     query = select(JobTarget.device_id).where(JobTarget.job_id == job.id, JobTarget.explicit.is_(True))
     return list(session.scalars(query.order_by(JobTarget.device_id)))
 
@@ -179,7 +183,7 @@ def record(session: Session, job: Job) -> JobRecord:
     results = session.scalar(select(func.count()).select_from(JobResultRow).where(JobResultRow.job == job.name))
     return JobRecord(name=job.name, model=job.model, tag=job.tag, version=tag.version if tag else None,
                      input_dir=job.input_dir, schedule=job.schedule, every_seconds=job.every_seconds,  # type: ignore[arg-type]
-                     cron=job.cron, target=job.target, selector=(job.selector or {}).get("expr"),
+                     cron=job.cron, target=job.target, selector=_selector_text(job),
                      devices=_resolve(session, job),
                      run_generation=job.run_generation, results=results or 0, created_at=job.created_at,
                      updated_at=job.updated_at)

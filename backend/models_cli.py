@@ -134,7 +134,8 @@ SELECTOR = typer.Option(None, "--selector", metavar="SELECTOR",
                         help="Devices whose labels match, e.g. 'role=vision,site in (lab-a, lab-b)'.")
 
 
-def _one_target(device: list[str], all_devices: bool, selector: str | None) -> None:
+def one_target(device: list[str], all_devices: bool, selector: str | None) -> None:
+    """Exactly one of --device, --all and --selector; a bad selector fails naming its bad part."""
     if [bool(device), all_devices, selector is not None].count(True) != 1:
         raise ConfigError("give one of: --device ID (repeatable), --all, --selector SELECTOR", key="--device")
     if selector is not None:
@@ -151,7 +152,7 @@ def deploy(ref: str = typer.Argument(..., metavar="NAME:TAG"),
            backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None) -> None:
     """Make devices follow NAME:TAG (again: also retries a version that failed on them)."""
     name, tag = split_ref(ref)
-    _one_target(device, all_devices, selector)
+    one_target(device, all_devices, selector)
     with _client(backend_url, token, ca_bundle) as client:
         result = client.deploy(name, tag, device, all_devices, selector)
     typer.echo(f"{name}:{tag} (version {result.version}) deployed to {len(result.devices)} device(s): "
@@ -164,7 +165,7 @@ def undeploy(name: str, device: list[str] = typer.Option([], "--device", help="D
              selector: str | None = SELECTOR,
              backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None) -> None:
     """Stop serving NAME on devices (they keep the files)."""
-    _one_target(device, all_devices, selector)
+    one_target(device, all_devices, selector)
     with _client(backend_url, token, ca_bundle) as client:
         devices = client.undeploy(name, device, all_devices, selector)
     typer.echo(f"{name} undeployed from {len(devices)} device(s): {', '.join(devices) or '-'}")
