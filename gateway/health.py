@@ -5,7 +5,8 @@ on the client entrypoint to it, and it answers from Traefik's API:
 
 * ``ok`` (200): every server of every pool is UP;
 * ``degraded`` (200): some servers are DOWN, but every route still has one (or its backup) UP;
-* ``down`` (503): some route has no server UP, or Traefik's API does not answer.
+* ``down`` (503): some route has no server UP, or Traefik's API does not answer;
+* ``starting`` (503): Traefik answers but has loaded none of the gateway's routes yet.
 
 Pools with no server configured (the registry's voice or vision pool while no such node is online) are
 listed but do not count.
@@ -39,7 +40,9 @@ def summarize(services: list[dict[str, Any]], names: Mapping[str, str] | None = 
                 for name, s in sorted(ours.items()) for url, status in sorted(_servers(s).items())]
     routes = {name: _available(name, ours) for name in sorted(ours) if name not in children}
     counted = [available for name, available in routes.items() if _configured(name, ours)]
-    if not all(available for available in counted):
+    if not ours:
+        status = "starting"
+    elif not all(available for available in counted):
         status = "down"
     elif any(b["status"] != "UP" for b in backends):
         status = "degraded"
@@ -47,7 +50,7 @@ def summarize(services: list[dict[str, Any]], names: Mapping[str, str] | None = 
         status = "ok"
     body = {"status": status, "services": {name: "available" if ok else "unavailable" for name, ok in routes.items()},
             "backends": backends}
-    return (503 if status == "down" else 200), body
+    return (503 if status in ("down", "starting") else 200), body
 
 
 def _qualified(child: str, parent: str) -> str:

@@ -522,7 +522,8 @@ def test_gateway_from_a_fleet_file(voice_server: Voice, tmp_path: Path) -> None:
     health_port = free_port()
     health: ManagedProcess | None = None
     try:
-        wait_until(lambda: _status(f"http://127.0.0.1:{ports['health_port']}/health") == 200, 60,
+        # through the client entrypoint: 200 there means Traefik has switched to the routes, not only listed them
+        wait_until(lambda: _status(f"http://127.0.0.1:{ports['port']}/health") == 200, 60,
                    what="the gateway healthy")
         answer = httpx.post(f"http://127.0.0.1:{ports['port']}/api/voice/listen", json={"command": "sta op"},
                             timeout=30).json()

@@ -107,3 +107,11 @@ def test_health_counts_a_failover_as_available_while_its_backup_is_up() -> None:
     services[2] = _lb("voice-backup@file", {"http://b:1": "DOWN"})
     assert summarize(services)[0] == 503
     assert summarize([_lb("model-x@file", {"http://c:1": "UP"}, enabled=False)])[0] == 503
+
+
+def test_health_is_starting_until_traefik_has_loaded_the_gateways_routes() -> None:
+    internal = [{"name": "api@internal", "provider": "internal", "status": "enabled"}]
+    code, body = summarize(internal)
+    assert code == 503 and body["status"] == "starting"
+    code, body = summarize([*internal, _lb("voice@file", {"http://a:1": "UP"})])
+    assert code == 200 and body["status"] == "ok"
