@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, JsonOutput, Token
+from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, CaBundle, JsonOutput, Token
 
 drift_app = typer.Typer(help="Input drift of model versions (PSI, Jensen-Shannon, KS, Wasserstein).",
                         no_args_is_help=True)
@@ -16,11 +16,12 @@ drift_app = typer.Typer(help="Input drift of model versions (PSI, Jensen-Shannon
 def status(model: str, version: int | None = typer.Option(None, "--version", min=1,
                                                           help="Default: the newest version with reported inputs."),
            device: str | None = typer.Option(None, "--device", help="Only this device's inputs."),
-           backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False) -> None:
+           backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None,
+           as_json: JsonOutput = False) -> None:
     """Per input feature: each statistic, its threshold, the sample counts and whether it drifts."""
     from jetfleet.backend.admin_client import AdminClient
 
-    with AdminClient(backend_url, token) as client:
+    with AdminClient(backend_url, token, ca_bundle=ca_bundle) as client:
         params: dict[str, str | int] = {"version": version} if version else {}
         if device:
             params["device_id"] = device

@@ -47,7 +47,7 @@ def show(device_id: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: T
 def label(device_id: str, labels: list[str] = typer.Argument(None, metavar="KEY=VALUE...",
                                                               help="Labels to set (or change)."),
           remove: list[str] = typer.Option([], "--remove", metavar="KEY", help="Remove a label (repeatable)."),
-          backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+          backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None) -> None:
     """Set or remove a device's labels (used by --selector)."""
     from jetfleet.backend.admin_client import AdminClient
     from jetfleet.errors import ConfigError
@@ -56,7 +56,7 @@ def label(device_id: str, labels: list[str] = typer.Argument(None, metavar="KEY=
     wanted = parse_labels(labels or [], key="KEY=VALUE")
     if not wanted and not remove:
         raise ConfigError("give labels to set (key=value) or --remove KEY", key="KEY=VALUE")
-    with AdminClient(backend_url, token) as client:
+    with AdminClient(backend_url, token, ca_bundle=ca_bundle) as client:
         record = client.set_labels(device_id, wanted, remove)
     typer.echo(f"{device_id}: {_labels(record.labels)}")
 

@@ -9,10 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, JsonOutput, Token
+from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, CaBundle, JsonOutput, Token
 from jetfleet.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from jetfleet.backend.admin_client import AdminClient
     from jetfleet.backend.job_schemas import JobRecord
 
@@ -25,10 +27,10 @@ RESULT_FIELDS = ("device_id", "job", "run_id", "input", "input_sha256", "model",
                  "created_at", "received_at", "key")
 
 
-def _client(backend_url: str, token: str) -> AdminClient:
+def _client(backend_url: str, token: str, ca_bundle: Path | None) -> AdminClient:
     from jetfleet.backend.admin_client import AdminClient
 
-    return AdminClient(backend_url, token)
+    return AdminClient(backend_url, token, ca_bundle=ca_bundle)
 
 
 @jobs_app.command("create")
@@ -44,7 +46,8 @@ def create(
     all_devices: bool = typer.Option(False, "--all", help="Every registered device (and any registered later)."),
     selector: str | None = typer.Option(None, "--selector", metavar="SELECTOR",
                                         help="Devices whose labels match, now and later (e.g. 'role=vision')."),
-    backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False,
+    backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None,
+    as_json: JsonOutput = False,
 ) -> None:
     """Create a job; its devices pick it up with their next heartbeat."""
     from pydantic import ValidationError
@@ -67,7 +70,7 @@ def create(
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "name"
         raise ConfigError(f"{field}: {first['msg']}", key=_FLAG_OF_FIELD.get(field, field)) from exc
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         record = client.create_job(body)
     if as_json:
         typer.echo(record.model_dump_json(indent=2))
@@ -85,9 +88,10 @@ def _when(record: JobRecord) -> str:
 
 
 @jobs_app.command("ls")
-def list_jobs(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False) -> None:
+def list_jobs(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None,
+              as_json: JsonOutput = False) -> None:
     """Every job with its model, schedule, devices and stored results."""
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         jobs = client.jobs()
     if as_json:
         typer.echo(json.dumps([j.model_dump(mode="json") for j in jobs], indent=2))
@@ -104,34 +108,37 @@ def list_jobs(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", 
 
 
 @jobs_app.command("show")
-def show(name: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+def show(name: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "",
+         ca_bundle: CaBundle = None) -> None:
     """One job, as JSON."""
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         typer.echo(client.job(name).model_dump_json(indent=2))
 
 
 @jobs_app.command("run")
 def run(name: str, device: list[str] = typer.Option([], "--device", help="Only these devices (repeatable)."),
-        backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+        backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None) -> None:
     """Run the job once more now (on its devices' next heartbeat)."""
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         result = client.run_job(name, device)
     typer.echo(f"job {name}: run requested on {len(result.devices)} device(s): {', '.join(result.devices) or '-'}")
 
 
 @jobs_app.command("delete")
-def delete(name: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "") -> None:
+def delete(name: str, backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "",
+           ca_bundle: CaBundle = None) -> None:
     """Remove the job from its devices (stored results stay until the retention removes them)."""
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         client.delete_job(name)
     typer.echo(f"job {name} deleted")
 
 
 @jobs_app.command("results")
 def results(name: str, device: str | None = typer.Option(None, "--device", help="Only this device's results."),
-            backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", as_json: JsonOutput = False) -> None:
+            backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None,
+            as_json: JsonOutput = False) -> None:
     """The job's stored results, oldest first (--json: one JSON object per line)."""
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         rows = list(client.job_results(name, device))
     if as_json:
         for row in rows:

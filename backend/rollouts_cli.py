@@ -9,25 +9,27 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, JsonOutput, Token
+from jetfleet.clioptions import DEFAULT_BACKEND_URL, BackendUrl, CaBundle, JsonOutput, Token
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from jetfleet.backend.admin_client import AdminClient
 
 rollouts_app = typer.Typer(help="Staged rollouts: list, show, pause, resume, abort.", no_args_is_help=True)
 
 
-def _client(backend_url: str, token: str) -> AdminClient:
+def _client(backend_url: str, token: str, ca_bundle: Path | None) -> AdminClient:
     from jetfleet.backend.admin_client import AdminClient
 
-    return AdminClient(backend_url, token)
+    return AdminClient(backend_url, token, ca_bundle=ca_bundle)
 
 
 @rollouts_app.command("ls")
-def list_rollouts(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "",
+def list_rollouts(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None,
                   as_json: JsonOutput = False) -> None:
     """Every rollout with its state and progress."""
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         rollouts = client.rollouts()
     if as_json:
         typer.echo(json.dumps(rollouts, indent=2))
@@ -43,9 +45,9 @@ def list_rollouts(backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = 
 
 @rollouts_app.command("show")
 def show(rollout_id: int = typer.Argument(..., metavar="ID"), backend_url: BackendUrl = DEFAULT_BACKEND_URL,
-         token: Token = "", as_json: JsonOutput = False) -> None:
+         token: Token = "", ca_bundle: CaBundle = None, as_json: JsonOutput = False) -> None:
     """One rollout: its waves, every device's state and reason (reason codes, gate values), why it stopped."""
-    with _client(backend_url, token) as client:
+    with _client(backend_url, token, ca_bundle) as client:
         rollout = client.rollout(rollout_id)
     if as_json:
         typer.echo(json.dumps(rollout, indent=2))
@@ -80,8 +82,8 @@ def _devices_done(r: dict[str, Any]) -> str:
 
 def _action(name: str, doc: str) -> None:
     def command(rollout_id: int = typer.Argument(..., metavar="ID"), backend_url: BackendUrl = DEFAULT_BACKEND_URL,
-                token: Token = "") -> None:
-        with _client(backend_url, token) as client:
+                token: Token = "", ca_bundle: CaBundle = None) -> None:
+        with _client(backend_url, token, ca_bundle) as client:
             rollout = client.rollout_action(rollout_id, name)
         typer.echo(f"rollout {rollout['id']}: {rollout['state']}" +
                    (f" ({rollout['reason']})" if rollout["reason"] else ""))

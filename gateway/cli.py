@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jetfleet.clioptions import JsonOutput, Token
+from jetfleet.clioptions import CaBundle, JsonOutput, Token
 from jetfleet.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ def render(
     fleet: FleetFile = None,
     from_backend: FromBackend = None,
     token: Token = "",
+    ca_bundle: CaBundle = None,
     settings_file: SettingsFile = None,
     out: Path | None = typer.Option(None, "--out", help="Write the files here instead of printing them."),
     config_path: str | None = typer.Option(None, help="Path of the dynamic file as Traefik will see it "
@@ -64,7 +65,7 @@ def render(
     if fleet is not None:
         plan = fleet_run(load_fleet(fleet), target)
     else:
-        plan, snapshot = backend_run(str(from_backend), token, _settings(settings_file), target)
+        plan, snapshot = backend_run(str(from_backend), token, _settings(settings_file), target, ca_bundle)
     files = {file_name: yaml.safe_dump(plan.file_config.dump(), sort_keys=False),
              "traefik.flags": "\n".join(plan.flags) + "\n"}
     if snapshot is not None:
@@ -85,6 +86,7 @@ def run(
     fleet: FleetFile = None,
     from_backend: FromBackend = None,
     token: Token = "",
+    ca_bundle: CaBundle = None,
     settings_file: SettingsFile = None,
     work_dir: Path | None = typer.Option(None, help="Where to write Traefik's config (default: a temporary dir)."),
     traefik: str | None = typer.Option(None, help="Traefik binary (default: 'traefik' on PATH or in this venv)."),
@@ -103,7 +105,7 @@ def run(
             plan = fleet_run(load_fleet(fleet), directory.resolve() / "dynamic.yml")
         else:
             plan, _ = backend_run(str(from_backend), token, _settings(settings_file),
-                                  directory.resolve() / "health.yml")
+                                  directory.resolve() / "health.yml", ca_bundle)
         code = run_gateway(plan, str(require_traefik(Path(traefik) if traefik else None, key="--traefik")))
     raise typer.Exit(code)
 
@@ -113,6 +115,7 @@ def monitor(
     fleet: FleetFile = None,
     from_backend: FromBackend = None,
     token: Token = "",
+    ca_bundle: CaBundle = None,
     settings_file: SettingsFile = None,
     once: bool = typer.Option(False, "--once", help="Print one snapshot and exit."),
     as_json: JsonOutput = False,
@@ -126,7 +129,7 @@ def monitor(
     from jetfleet.gateway.monitor import collect
 
     _one_source(fleet, from_backend)
-    targets, settings = _monitor_targets(fleet, from_backend, token, settings_file)
+    targets, settings = _monitor_targets(fleet, from_backend, token, ca_bundle, settings_file)
     api_url = traefik_api or f"http://{_loopback(settings.api_host)}:{settings.api_port}"
     metrics = metrics_url or f"http://{_loopback(settings.metrics_host)}:{settings.metrics_port}/metrics"
 
@@ -142,7 +145,7 @@ def monitor(
     _live_tables(snapshot, once=once, interval=interval)
 
 
-def _monitor_targets(fleet: Path | None, from_backend: str | None, token: str,
+def _monitor_targets(fleet: Path | None, from_backend: str | None, token: str, ca_bundle: Path | None,
                      settings_file: Path | None) -> tuple[Callable[[], list[NodeTarget]], GatewaySettings]:
     from jetfleet.gateway.fleet import load_fleet
     from jetfleet.gateway.monitor import targets_from_devices, targets_from_fleet
@@ -151,7 +154,11 @@ def _monitor_targets(fleet: Path | None, from_backend: str | None, token: str,
     if fleet is not None:
         loaded = load_fleet(fleet)
         return (lambda: targets_from_fleet(loaded)), loaded.gateway
-    return (lambda: targets_from_devices(fetch_devices(str(from_backend), token))), _settings(settings_file)
+
+    def registry_targets() -> list[NodeTarget]:
+        return targets_from_devices(fetch_devices(str(from_backend), token, ca_bundle))
+
+    return registry_targets, _settings(settings_file)
 
 
 def _loopback(host: str) -> str:

@@ -57,6 +57,7 @@ class Providers:
     file: str | None = None
     http_endpoint: str | None = None
     http_token: str | None = None
+    http_ca: str | None = None  # PEM of a private CA that signed an https control plane's certificate
 
 
 def render_dynamic(fleet: Fleet, *, health_url: str | None = None, always: tuple[str, ...] = ()) -> DynamicConfig:
@@ -161,4 +162,6 @@ def static_flags(settings: GatewaySettings, providers: Providers) -> list[str]:
                   f"--providers.providersThrottleDuration={go_duration(settings.poll_interval / 2)}"]
         if providers.http_token:
             flags.append(f"--providers.http.headers.Authorization=Bearer {providers.http_token}")
+        if providers.http_ca:
+            flags.append(f"--providers.http.tls.ca={providers.http_ca}")
     return flags

@@ -4,13 +4,19 @@
 from __future__ import annotations
 
 import datetime
+import importlib
 import ipaddress
+import json
 import ssl
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import typer
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -109,6 +115,70 @@ def test_https_control_plane_with_a_private_ca(tmp_path: Path) -> None:
         for node in nodes:
             node.stop()
         backend.stop()
+
+
+def test_every_command_that_talks_to_the_control_plane_takes_ca_bundle() -> None:
+    from jetfleet.cli import ROLES
+    from jetfleet.cliapp import app
+
+    for role in ROLES:
+        importlib.import_module(f"jetfleet.{role}.cli").register(app)
+    # the benchmarks load a control plane of their own making (or a given plain-http one on loopback)
+    talking = {path: options for path, options in _commands(typer.main.get_command(app))
+               if {"--backend-url", "--from-backend"} & options and not path.startswith("bench ")}
+    assert {"jobs ls", "rollouts show", "drift status", "gateway run", "gateway monitor"} <= set(talking)
+    assert [path for path, options in talking.items() if "--ca-bundle" not in options] == []
+
+
+def _commands(command: Any, path: str = "") -> Iterator[tuple[str, set[str]]]:
+    children = getattr(command, "commands", None)  # a group (typer's own click: no isinstance on click's classes)
+    if children is not None:
+        for name, child in children.items():
+            yield from _commands(child, f"{path} {name}".strip())
+        return
+    yield path, {option for param in command.params for option in param.opts}
+
+
+def test_gateway_and_jobs_cli_trust_a_private_ca(tmp_path: Path) -> None:
+    ca_pem, ca_key, ca = make_ca(tmp_path, "fleet-ca")
+    cert, key = make_server_cert(tmp_path, ca_key, ca)
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    argv = jetfleet_cmd("backend", "serve", "--port", str(port), "--database-url", f"sqlite:///{tmp_path / 'b.db'}",
+                        "--admin-token", ADMIN_TOKEN, "--data-dir", str(tmp_path / "data"),
+                        "--tls-cert", str(cert), "--tls-key", str(key))
+    backend = ManagedProcess(argv, tmp_path / "backend.log", cwd=tmp_path)
+    ports = {name: free_port() for name in ("port", "api_port", "metrics_port", "health_port")}
+    (tmp_path / "gateway.yml").write_text(yaml.safe_dump({"gateway": {**ports, "host": "127.0.0.1",
+                                                                       "metrics_host": "127.0.0.1"}}))
+    common = ["--backend-url", url, "--token", ADMIN_TOKEN, "--ca-bundle", str(ca_pem)]
+    gateway: ManagedProcess | None = None
+    try:
+        wait_until(lambda: _cli("fleet", "status", *common).returncode == 0, 30, what="the https control plane")
+        jobs = _cli("jobs", "ls", "--json", *common)
+        assert jobs.returncode == 0 and json.loads(jobs.stdout) == [], jobs.stderr
+        assert _cli("jobs", "ls", "--backend-url", url, "--token", ADMIN_TOKEN).returncode == 2  # system CAs only
+        gateway = ManagedProcess(jetfleet_cmd("gateway", "run", "--from-backend", url, "--token", ADMIN_TOKEN,
+                                              "--ca-bundle", str(ca_pem), "--settings", str(tmp_path / "gateway.yml")),
+                                 tmp_path / "gateway.log", cwd=tmp_path)
+        api = f"http://127.0.0.1:{ports['api_port']}/api/http/services"
+        # Traefik's HTTP provider polls the https control plane trusting the CA: the registry's pools appear
+        wait_until(lambda: "voice@http" in _text(api), 60, what="Traefik loading the registry over https")
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        backend.stop()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(jetfleet_cmd(*args), capture_output=True, text=True, env=subprocess_env(), timeout=60)
+
+
+def _text(url: str) -> str:
+    try:
+        return httpx.get(url, timeout=2).text
+    except httpx.HTTPError:
+        return ""
 
 
 def _file(path: Path) -> str:
