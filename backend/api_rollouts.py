@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from jetfleet.backend import appstate, devices, model_registry, rollout_machine, rollouts
 from jetfleet.backend.api_params import DeviceIdPath, RolloutIdPath
 from jetfleet.backend.auth import require_admin, require_deploy, require_read
-from jetfleet.backend.rollout_machine import Rollout
+from jetfleet.backend.rollout_machine import DEFAULT_DEVICE_TIMEOUT_SECONDS, Rollout
 from jetfleet.backend.rollout_spec import GATE_PATTERN, WAVES_PATTERN
 from jetfleet.backend.rollouts import RolloutEngine
 from jetfleet.httpapi import errors
@@ -36,6 +36,9 @@ class RolloutRequest(_Wire):
     soak_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] = 0.0
     gates: list[Annotated[str, Field(pattern=GATE_PATTERN)]] = Field(
         default_factory=list, description="e.g. 'error_ratio<0.01', 'p99_ms<50'")
+    device_timeout_seconds: Annotated[float, Field(ge=1, le=7 * 86400)] = Field(
+        default=DEFAULT_DEVICE_TIMEOUT_SECONDS,
+        description="a device still updating (or deferred) this long after its wave started has failed")
 
 
 class LabelChange(_Wire):
@@ -62,7 +65,8 @@ def create_rollout(body: RolloutRequest, request: Request) -> Rollout:
     with _engine(request).lock, appstate.sessions(request).begin() as session:
         rollout, changed = rollouts.create(session, name=body.model, tag=body.tag, version=body.version,
                                            waves=body.waves, max_failures=body.max_failures,
-                                           soak_seconds=body.soak_seconds, gates=body.gates, now=now)
+                                           soak_seconds=body.soak_seconds, gates=body.gates, now=now,
+                                           device_timeout_seconds=body.device_timeout_seconds)
     appstate.desired(request).invalidate(changed)
     return rollout
 

@@ -7,7 +7,9 @@
     running <--(pause / resume)--> paused          running|paused|halted --(abort)--> aborted
 
 A wave starts when the one before it succeeded; it succeeds once every device in it committed the new
-version and, for the soak time after the last commit, every gate held on every committed device.
+version or failed within the failure budget and, for the soak time after that, every gate held on every
+committed device. A device still updating (or deferred by its update lock) ``device_timeout_seconds`` after
+its wave started has failed (``TIMEOUT/...``): one offline device cannot stall a rollout for ever.
 Devices: pending -> updating -> [deferred] -> committed | failed; after an abort: reverting -> reverted.
 The control-plane loop persists each result and makes started devices want the new version
 (``wants_new``); nothing here reads a clock or a database.
@@ -25,6 +27,7 @@ from jetfleet.backend.rollout_spec import parse_gate, parse_max_failures
 
 ACTIVE = ("running", "paused", "halted")
 FAILED_STATES = ("rolled_back", "failed")
+DEFAULT_DEVICE_TIMEOUT_SECONDS = 1800.0
 
 
 class RolloutDevice(BaseModel):
@@ -57,6 +60,7 @@ class Rollout(BaseModel):
     max_failures: str = "0"
     soak_seconds: float = 0.0
     gates: list[str] = Field(default_factory=list)
+    device_timeout_seconds: float = DEFAULT_DEVICE_TIMEOUT_SECONDS
     created_at: datetime
     updated_at: datetime
 
@@ -82,11 +86,13 @@ class DeviceReport:
 
 
 def new_rollout(*, model: str, tag: str, from_version: int | None, to_version: int, waves: list[list[str]],
-                max_failures: str, soak_seconds: float, gates: list[str], now: datetime) -> Rollout:
+                max_failures: str, soak_seconds: float, gates: list[str], now: datetime,
+                device_timeout_seconds: float = DEFAULT_DEVICE_TIMEOUT_SECONDS) -> Rollout:
     devices = [RolloutDevice(device_id=d, wave=i) for i, wave in enumerate(waves) for d in wave]
     return Rollout(model=model, tag=tag, from_version=from_version, to_version=to_version,
                    waves=[RolloutWave(devices=w) for w in waves], devices=devices, max_failures=max_failures,
-                   soak_seconds=soak_seconds, gates=gates, created_at=now, updated_at=now)
+                   soak_seconds=soak_seconds, gates=gates, device_timeout_seconds=device_timeout_seconds,
+                   created_at=now, updated_at=now)
 
 
 def advance(rollout: Rollout, reports: Mapping[str, DeviceReport], now: datetime) -> Rollout:
@@ -96,6 +102,7 @@ def advance(rollout: Rollout, reports: Mapping[str, DeviceReport], now: datetime
     elif r.state != "completed":
         _track(r, reports)
         if r.state in ("running", "paused"):
+            _time_out(r, now)
             _judge_failures(r, now)
         if r.state == "running":
             _progress(r, now)
@@ -127,6 +134,16 @@ def _track(r: Rollout, reports: Mapping[str, DeviceReport]) -> None:
             device.state, device.reason = "updating", None
 
 
+def _time_out(r: Rollout, now: datetime) -> None:
+    for wave in r.waves:
+        if wave.started_at is None or (now - wave.started_at).total_seconds() < r.device_timeout_seconds:
+            continue
+        for device in (r.device(d) for d in wave.devices):
+            if device.state in ("updating", "deferred"):
+                device.state, device.reason = "failed", "/".join(
+                    ["TIMEOUT", device.state.upper(), *([device.reason] if device.reason else [])])
+
+
 def _judge_failures(r: Rollout, now: datetime) -> None:
     failed = [d for d in r.devices if d.state == "failed"]
     allowed = parse_max_failures(r.max_failures).allowed(len(r.devices))
@@ -148,8 +165,8 @@ def _progress(r: Rollout, now: datetime) -> None:
             _start(r, wave, now)
             return
         devices = [r.device(d) for d in wave.devices]
-        if not all(d.state == "committed" for d in devices):
-            return
+        if not all(d.state in ("committed", "failed") for d in devices):
+            return  # a failed device is one the budget tolerates: a halted rollout never gets here
         if wave.state == "updating":
             wave.state, wave.committed_at = "soaking", now
         assert wave.committed_at is not None
@@ -157,7 +174,10 @@ def _progress(r: Rollout, now: datetime) -> None:
             return
         wave.state, wave.finished_at = "succeeded", now
     if all(w.state == "succeeded" for w in r.waves):
-        r.state, r.reason = "completed", None
+        failed = [d.device_id for d in r.devices if d.state == "failed"]
+        r.state = "completed"
+        r.reason = f"{len(failed)} device(s) failed within --max-failures {r.max_failures}: " \
+                   f"{', '.join(failed)}" if failed else None
 
 
 def _start(r: Rollout, wave: RolloutWave, now: datetime) -> None:

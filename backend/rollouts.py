@@ -24,7 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from jetfleet.backend import model_registry
 from jetfleet.backend.desired_state import DesiredState
 from jetfleet.backend.models import Device, ModelTag, RolloutRow
-from jetfleet.backend.rollout_machine import ACTIVE, DeviceReport, Rollout, advance, new_rollout
+from jetfleet.backend.rollout_machine import (
+    ACTIVE,
+    DEFAULT_DEVICE_TIMEOUT_SECONDS,
+    DeviceReport,
+    Rollout,
+    advance,
+    new_rollout,
+)
 from jetfleet.backend.rollout_spec import GATE_METRICS, parse_gate, parse_max_failures, parse_waves, plan_waves
 from jetfleet.errors import ConflictError, NotFoundError
 
@@ -45,7 +52,8 @@ def refuse_if_active(session: Session, name: str, tag: str) -> None:
 
 
 def create(session: Session, *, name: str, tag: str, version: int, waves: str, max_failures: str,
-           soak_seconds: float, gates: list[str], now: datetime) -> tuple[Rollout, list[str]]:
+           soak_seconds: float, gates: list[str], now: datetime,
+           device_timeout_seconds: float = DEFAULT_DEVICE_TIMEOUT_SECONDS) -> tuple[Rollout, list[str]]:
     """Start a rollout (its first wave too); returns it and the devices whose desired state changed."""
     parse_max_failures(max_failures)
     for gate in gates:
@@ -62,7 +70,7 @@ def create(session: Session, *, name: str, tag: str, version: int, waves: str, m
     devices = model_registry.followers(session, name, tag)
     rollout = new_rollout(model=name, tag=tag, from_version=tag_row.version, to_version=version,
                           waves=plan_waves(sizes, devices), max_failures=max_failures, soak_seconds=soak_seconds,
-                          gates=gates, now=now)
+                          gates=gates, now=now, device_timeout_seconds=device_timeout_seconds)
     row = RolloutRow(name=name, tag=tag, state=rollout.state, doc={}, created_at=now, updated_at=now)
     session.add(row)
     session.flush()

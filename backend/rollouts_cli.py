@@ -59,7 +59,8 @@ def _print(r: dict[str, Any]) -> None:
     typer.echo(f"rollout {r['id']}: {r['model']}:{r['tag']} version {r['from_version']} -> {r['to_version']}: "
                f"{r['state']}" + (f" ({r['reason']})" if r["reason"] else ""))
     gates = ", ".join(r["gates"]) or "none"
-    typer.echo(f"  max failures {r['max_failures']}, soak {r['soak_seconds']:g}s, gates: {gates}")
+    typer.echo(f"  max failures {r['max_failures']}, soak {r['soak_seconds']:g}s, gates: {gates}, "
+               f"device timeout {r['device_timeout_seconds']:g}s")
     for number, wave in enumerate(r["waves"], 1):
         typer.echo(f"  wave {number} ({wave['state']}): {', '.join(wave['devices'])}")
     table = Table()
@@ -98,7 +99,8 @@ _action("abort", "Send every device of the rollout back to the version it served
 
 
 def start_rollout(client: AdminClient, *, name: str, tag: str, version: int, waves: str, max_failures: str,
-                  soak: str, gates: list[str]) -> dict[str, Any]:
+                  soak: str, gates: list[str], device_timeout: str) -> dict[str, Any]:
+    from jetfleet.backend.artifacts import InvalidField
     from jetfleet.backend.rollout_spec import parse_duration, parse_gate, parse_max_failures, parse_waves
 
     parse_waves(waves, field="--rollout")  # bad input fails here, naming the option, before any request
@@ -106,5 +108,9 @@ def start_rollout(client: AdminClient, *, name: str, tag: str, version: int, wav
     for gate in gates:
         parse_gate(gate, field="--gate")
     soak_seconds = parse_duration(soak, field="--soak")
+    timeout_seconds = parse_duration(device_timeout, field="--device-timeout")
+    if timeout_seconds < 1:
+        raise InvalidField("--device-timeout", f"must be at least 1s, got '{device_timeout}'")
     return client.start_rollout({"model": name, "tag": tag, "version": version, "waves": waves,
-                                 "max_failures": max_failures, "soak_seconds": soak_seconds, "gates": gates})
+                                 "max_failures": max_failures, "soak_seconds": soak_seconds, "gates": gates,
+                                 "device_timeout_seconds": timeout_seconds})

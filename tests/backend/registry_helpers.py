@@ -15,10 +15,12 @@ from tests.support.backend import BackendProcess
 HARDWARE = {"platform": "x86_64", "arch": "x86_64"}
 
 
-def dense_model(path: Path, seed: int = 0, scale: float = 1.0, features: int = 4, outputs: int = 3) -> Path:
+def dense_model(path: Path, seed: int = 0, scale: float = 1.0, features: int = 4, outputs: int = 3,
+                **misbehaviour: Any) -> Path:
+    """The dense test model; ``slow_size``/``fail_above`` make a version that is slow or fails in the field."""
     from jetfleet.bench.testmodels import write_dense_onnx
 
-    return write_dense_onnx(path, features=features, outputs=outputs, seed=seed, scale=scale)
+    return write_dense_onnx(path, features=features, outputs=outputs, seed=seed, scale=scale, **misbehaviour)
 
 
 def golden_pair(directory: Path, seed: int = 0, scale: float = 1.0, features: int = 4, outputs: int = 3,

@@ -125,6 +125,7 @@ RUN: dict[str, str] = {
         'jetfleet models tag yolov8n:prod 8 --rollout "1,10%,50%,100%" --max-failures 2 --soak 10m '
         '--gate "error_ratio<0.01" --gate "p99_ms<50"',
         'jetfleet models tag yolov8n:prod 8 --rollout "1,10%,50%,100%" --max-failures 2 --soak 10m --gate "p99_ms<50"',
+        'jetfleet models tag yolov8n:prod 9 --rollout "1,100%" --device-timeout 1h',
         "jetfleet rollouts ls [--json]",
         "jetfleet rollouts show 3 [--json]",
         "jetfleet rollouts pause 3",
@@ -653,3 +654,7 @@ def _rollout(shell: DocShell, one: str) -> None:
               '--gate "p99_ms<50"', {" 8 ": " 1 "})
     last = json.loads(shell.run("jetfleet rollouts ls [--json]", optional="keep"))[-1]
     shell.run("jetfleet rollouts abort 3", {" 3": f" {last['id']}"})
+    shell.run('jetfleet models tag yolov8n:prod 9 --rollout "1,100%" --device-timeout 1h', {" 9 ": " 1 "})
+    timed = json.loads(shell.run("jetfleet rollouts ls [--json]", optional="keep"))[-1]
+    assert timed["device_timeout_seconds"] == 3600 and timed["id"] != last["id"]
+    shell.run("jetfleet rollouts abort 3", {" 3": f" {timed['id']}"})

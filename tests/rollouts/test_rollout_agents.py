@@ -21,6 +21,9 @@ from tests.ota.test_ota_process import Load, wait_until_some
 from tests.support.backend import BackendProcess, backend_server
 from tests.support.processes import jetfleet_cmd, subprocess_env, wait_until
 
+SLOW_SIZE = 1536  # the slow version's extra N x N matrix product: about 55 ms on one x86 core
+SLOW_GATE_MS = 25
+
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess]:
@@ -74,9 +77,10 @@ def has_version(node: Node, model: str, version: int) -> bool:
 
 
 def push_version(backend: BackendProcess, tmp_path: Path, model: str, seed: int, *, golden_seed: int | None = None,
-                 tag: str | None = None) -> int:
+                 tag: str | None = None, **misbehaviour: Any) -> int:
     golden = golden_pair(tmp_path / f"g{seed}", seed=seed if golden_seed is None else golden_seed)
-    return push(backend, model, dense_model(tmp_path / f"v{seed}.onnx", seed=seed), golden=golden, tag=tag).version
+    artifact = dense_model(tmp_path / f"v{seed}.onnx", seed=seed, **misbehaviour)
+    return push(backend, model, artifact, golden=golden, tag=tag).version
 
 
 def test_staged_rollouts_under_load(backend: BackendProcess, nodes: list[Node], tmp_path: Path) -> None:
@@ -114,16 +118,16 @@ def test_staged_rollouts_under_load(backend: BackendProcess, nodes: list[Node], 
     assert load_last.versions[-1] == "3" and load_first.versions[-1] == "3"
     assert "2" not in load_last.versions
 
-    # a gate broken during the soak halts; abort sends every device of the rollout back to v3
-    push_version(backend, tmp_path, model, 4)
+    # a version that passes its golden check but is slow in the field (~55 ms of extra compute per request,
+    # v3 answers in about 1 ms): the gate breaks during the soak and halts; abort sends the wave back to v3
+    push_version(backend, tmp_path, model, 4, slow_size=SLOW_SIZE)
     with Load(first.endpoint, model) as load:
         wait_until_some(load, 10)
-        # p99 under 1 µs: no real server meets it, so the first device's measured latency breaks the gate
-        gated = rollout(backend, model, 4, "--rollout", "50%,100%", "--soak", "10m", "--gate", "p99_ms<0.001")
+        gated = rollout(backend, model, 4, "--rollout", "50%,100%", "--soak", "10m", "--gate", f"p99_ms<{SLOW_GATE_MS}")
         halted = wait_rollout(backend, gated, "halted", timeout=120)
         broken = next(d for d in halted["devices"] if d["device_id"] == first.name)
         assert broken["state"] == "failed" and broken["reason"].startswith("GATE/p99_ms=")
-        assert broken["gates"]["p99_ms"] > 0.001 and "p99_ms=" in halted["reason"]
+        assert broken["gates"]["p99_ms"] >= SLOW_GATE_MS and "p99_ms=" in halted["reason"]
         started = halted["waves"][0]["devices"]
         assert started == [nodes[0].name, nodes[1].name]
         wait_state(backend, model, nodes[1].name, version=4, state="committed")
@@ -166,6 +170,32 @@ def test_update_lock_defers_a_swap_until_released(backend: BackendProcess, nodes
         assert "deferred" in status and "LOCKED" in status
         assert model_state(backend, model, locked.name)["version"] == 1  # type: ignore[index]
     wait_state(backend, model, locked.name, version=2, state="committed")
+
+
+def test_a_version_failing_in_the_field_halts_its_rollout_at_the_first_device(
+        backend: BackendProcess, nodes: list[Node], tmp_path: Path) -> None:
+    model = unique_id("dense")
+    canary, other = nodes[2], nodes[3]
+    push_version(backend, tmp_path, model, 1, tag="prod")
+    deploy(backend, model, "prod", canary.name, other.name)
+    for node in (canary, other):
+        wait_state(backend, model, node.name, version=1, state="committed")
+    # v2 fails every request whose inputs are all above 0.5: its golden input (-1..1) and the model server's
+    # warm-up (zeros) pass, so it commits; the field (the load client sends ones) gets only errors
+    push_version(backend, tmp_path, model, 2, fail_above=0.5)
+    with Load(canary.endpoint, model) as load:
+        wait_until_some(load, 10)
+        bad = rollout(backend, model, 2, "--rollout", "1,100%", "--soak", "10m", "--gate", "error_ratio<0.05")
+        halted = wait_rollout(backend, bad, "halted", timeout=120)
+        first = halted["devices"][0]
+        assert first["device_id"] == canary.name and first["reason"].startswith("GATE/error_ratio=")
+        assert first["gates"]["error_ratio"] >= 0.05 and halted["devices"][1]["state"] == "pending"
+        assert load.failures, "the field requests to v2 failed: that is what broke the gate"
+        cli(backend, "rollouts", "abort", str(bad))
+        wait_state(backend, model, canary.name, version=1, state="committed")
+        served, failed = len(load.versions), len(load.failures)
+        wait_until(lambda: len(load.versions) >= served + 10, 30, what="v1 answering again after the abort")
+    assert len(load.failures) == failed and load.versions[-1] == "1" and not has_version(other, model, 2)
 
 
 def test_labels_from_the_agent_config_select_devices(backend: BackendProcess, nodes: list[Node],

@@ -156,6 +156,30 @@ def test_a_broken_gate_halts_and_a_lock_defers(backend: BackendProcess, tmp_path
     assert fleet.wanted(a) == 1 and fleet.wanted(b) == 1  # back to the version they served before
 
 
+def test_an_offline_device_times_out_and_the_budget_lets_the_rollout_go_on(backend: BackendProcess,
+                                                                          tmp_path: Path) -> None:
+    model = unique_id("m")
+    for seed in (1, 2):
+        push(backend, model, dense_model(tmp_path / f"v{seed}.onnx", seed=seed), tag="prod" if seed == 1 else None)
+    fleet = Fleet(backend, model, 3)
+    assert cli(backend, "models", "deploy", f"{model}:prod", *fleet.device_args()).returncode == 0
+    for device in fleet.ids:
+        fleet.report(device, serving_version=1, target_version=1, state="committed")
+    refused = cli(backend, "models", "tag", f"{model}:prod", "2", "--rollout", "1,100%", "--device-timeout", "0s")
+    assert refused.returncode == 2 and "--device-timeout" in refused.stderr
+    rollout_id = start(backend, model, 2, "--rollout", "2,100%", "--max-failures", "1", "--device-timeout", "3s")
+    first, offline, last = fleet.ids
+    assert show(backend, rollout_id)["device_timeout_seconds"] == 3
+    fleet.ids = [first, last]  # the second device went offline: it sends nothing from now on
+    fleet.report(first, serving_version=2, target_version=2, state="committed")
+    fleet.report(last, serving_version=2, target_version=2, state="committed")
+    done = wait_rollout(backend, rollout_id, fleet, "completed", lambda r: r["state"] == "completed")
+    assert [(d["device_id"], d["state"], d["reason"]) for d in done["devices"]] == [
+        (first, "committed", None), (offline, "failed", "TIMEOUT/UPDATING"), (last, "committed", None)]
+    assert done["reason"] == f"1 device(s) failed within --max-failures 1: {offline}"
+    assert "device timeout 3s" in cli(backend, "rollouts", "show", str(rollout_id)).stdout
+
+
 def test_labels_and_selectors(backend: BackendProcess, tmp_path: Path) -> None:
     model = unique_id("m")
     push(backend, model, dense_model(tmp_path / "v1.onnx"), tag="prod")

@@ -121,8 +121,26 @@ def test_a_rolled_back_device_halts_beyond_the_budget() -> None:
 def test_budget_allows_some_failures() -> None:
     r = advance(_rollout([["a", "b"], ["c"]], max_failures="1", soak_seconds=0), {}, T0)  # type: ignore[arg-type]
     bad = DeviceReport(serving_version=1, target_version=2, state="failed", reason="X")
-    r = advance(r, {"a": bad, "b": committed()}, T0)
-    assert r.state == "running" and r.waves[0].state == "updating"  # a failed device never commits: wave waits
+    r = advance(r, {"a": bad}, T0)
+    assert r.state == "running" and r.waves[0].state == "updating"  # b has not committed yet
+    r = advance(r, {"a": bad, "b": committed()}, T0 + timedelta(seconds=1))
+    assert r.state == "running" and [w.state for w in r.waves] == ["succeeded", "updating"]  # a is tolerated
+    r = advance(r, {"a": bad, "b": committed(), "c": committed()}, T0 + timedelta(seconds=2))
+    assert r.state == "completed" and r.reason == "1 device(s) failed within --max-failures 1: a"
+
+
+def test_a_device_that_never_commits_times_out() -> None:
+    r = advance(_rollout([["a", "b"], ["c"]], device_timeout_seconds=600), {}, T0)  # type: ignore[arg-type]
+    locked = DeviceReport(serving_version=1, target_version=2, state="deferred", reason="LOCKED")
+    r = advance(r, {"a": committed(), "b": locked}, T0 + timedelta(seconds=599))
+    assert r.state == "running" and r.device("b").state == "deferred"  # not yet: a lock may be held a while
+    r = advance(r, {"a": committed(), "b": locked}, T0 + timedelta(seconds=600))  # its last report: deferred
+    assert r.device("b").state == "failed" and r.device("b").reason == "TIMEOUT/DEFERRED/LOCKED"
+    assert r.state == "halted" and "b (TIMEOUT/DEFERRED/LOCKED)" in (r.reason or "")
+    assert r.device("a").state == "committed" and r.waves[1].state == "pending"
+    silent = advance(_rollout([["a"]], device_timeout_seconds=60), {}, T0)  # type: ignore[arg-type]
+    silent = advance(silent, {}, T0 + timedelta(seconds=61))  # no heartbeat at all since the wave started
+    assert silent.device("a").reason == "TIMEOUT/UPDATING" and silent.state == "halted"
 
 
 def test_a_broken_gate_during_the_soak_halts() -> None:
