@@ -80,6 +80,7 @@ class AgentConfig(BaseModel):
     ota_drain_seconds: Annotated[float, Field(ge=0, le=600)] = 2.0
     # Headless jobs and the results outbox (docs/jobs-and-drift.md).
     jobs_interval: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    jobs_processed_retention_seconds: Annotated[float, Field(ge=0)] = 30 * 86400.0  # marks of files gone
     outbox_max_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
     outbox_full_policy: Literal["drop_oldest", "pause"] = "drop_oldest"
     outbox_batch_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024

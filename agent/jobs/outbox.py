@@ -6,6 +6,10 @@
   cut short), in one transaction.
 * Rows leave only when the control plane acknowledged them (:meth:`Outbox.ack`); a 4xx-refused row is
   moved to the quarantine table and counted.
+* A processed mark (job, input sha256) is kept while its file is in the folder and for
+  ``processed_retention_seconds`` after a complete run last saw it there (``at``: when it was processed or last
+  seen), then dropped: a folder with a steady stream of new files does not grow the table for ever, and a
+  file put back within the retention is still not run again.
 * Size limit ``outbox_max_bytes``, policy when full: ``drop_oldest`` (default) keeps every sketch and drops
   the oldest raw results, counting them; ``pause`` starts no new run and processes no further file until
   uploads made room (the files wait on disk, nothing is dropped).
@@ -52,6 +56,7 @@ class OutboxSettings:
     max_bytes: int = 256 * 1024 * 1024
     policy: FullPolicy = "drop_oldest"
     batch_max_bytes: int = 4 * 1024 * 1024
+    processed_retention_seconds: float = 30 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,17 @@ class Outbox:
     # -- results ---------------------------------------------------------------------------------------
     def processed(self, job: str, sha256: str) -> bool:
         return bool(self._read("SELECT 1 FROM processed WHERE job = ? AND sha256 = ?", (job, sha256)))
+
+    def keep_processed(self, job: str, present: Sequence[str]) -> int:
+        """After a complete run: ``present`` (the sha256 of every file in the folder) were seen now; marks of
+        files gone longer than the retention are dropped. Returns how many were dropped."""
+        now = self.clock()
+        with self._tx() as db:
+            db.executemany("UPDATE processed SET at = ? WHERE job = ? AND sha256 = ?",
+                           [(now, job, sha) for sha in present])
+            cursor = db.execute("DELETE FROM processed WHERE job = ? AND at < ?",
+                                (job, now - self.settings.processed_retention_seconds))
+            return cursor.rowcount
 
     def record(self, result: JobResult, run: RunVersion, partials: Sequence[Partial] = ()) -> None:
         """Store ``result``, mark its input processed and keep its partial sketches: one transaction."""

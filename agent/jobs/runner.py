@@ -38,10 +38,16 @@ class RunContext:
     signature: Callable[[str, Endpoint], Awaitable[Signature | None]]
     counters: JobCounters
     stop: asyncio.Event
-    known: dict[Path, tuple[int, int, int]] = field(default_factory=dict)  # files of this job already handled:
-    # path -> (inode, size, mtime_ns); an unchanged file is skipped without being read again
+    known: dict[Path, KnownFile] = field(default_factory=dict)  # files of this job already handled (by path):
+    # an unchanged file is skipped without being read again
     poll_seconds: float = 1.0
     on_recorded: Callable[[], None] = lambda: None  # wakes the uploader
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    identity: tuple[int, int, int]  # (inode, size, mtime_ns)
+    sha256: str
 
 
 @dataclass
@@ -71,6 +77,7 @@ async def run_job(job: DesiredJob, ctx: RunContext) -> RunSummary:
                 return summary
             await _one_file(job, ctx, summary, path, seen)
         summary.complete = True
+        await asyncio.to_thread(_forget_gone_files, job, ctx, files)
         return summary
     except Stopped:
         return summary
@@ -96,12 +103,24 @@ def list_inputs(folder: Path) -> list[Path]:
     return files
 
 
-def _read(path: Path, known: dict[Path, tuple[int, int, int]]) -> tuple[bytes, str, tuple[int, int, int]] | None:
+def _forget_gone_files(job: DesiredJob, ctx: RunContext, files: list[Path]) -> None:
+    """Only the files in the folder now stay known; the outbox keeps their marks and ages out the others."""
+    listed = set(files)
+    for path in [p for p in ctx.known if p not in listed]:
+        del ctx.known[path]
+    dropped = ctx.outbox.keep_processed(job.name, sorted({entry.sha256 for entry in ctx.known.values()}))
+    if dropped:
+        log.info("job %s: forgot %d processed input(s) gone from %s for longer than the retention", job.name,
+                 dropped, job.input_dir)
+
+
+def _read(path: Path, known: dict[Path, KnownFile]) -> tuple[bytes, str, tuple[int, int, int]] | None:
     """The file's bytes, sha256 and identity; None when it is gone or unchanged since it was handled."""
     try:
         stat = path.stat()
         identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        if known.get(path) == identity:
+        entry = known.get(path)
+        if entry is not None and entry.identity == identity:
             return None
         data = path.read_bytes()
     except OSError:
@@ -116,12 +135,12 @@ async def _one_file(job: DesiredJob, ctx: RunContext, summary: RunSummary, path:
         return
     data, sha, identity = read
     if sha in seen or await asyncio.to_thread(ctx.outbox.processed, job.name, sha):
-        ctx.known[path] = identity
+        ctx.known[path] = KnownFile(identity, sha)
         summary.skipped += 1
         return
     seen.add(sha)
     await _process(job, ctx, summary, path.name, data, sha)
-    ctx.known[path] = identity
+    ctx.known[path] = KnownFile(identity, sha)
 
 
 async def _process(job: DesiredJob, ctx: RunContext, summary: RunSummary, name: str, data: bytes, sha: str) -> None:

@@ -25,7 +25,7 @@ from jetfleet.manifest import DesiredModel, TensorSpecEntry
 
 if TYPE_CHECKING:
     from jetfleet.agent.jobs.outbox import Outbox
-    from jetfleet.agent.jobs.runner import RunSummary
+    from jetfleet.agent.jobs.runner import KnownFile, RunSummary
     from jetfleet.agent.jobs.upload import Uploader
 
 log = logging.getLogger("jetfleet.agent.jobs")
@@ -62,7 +62,7 @@ class JobsService:
         self._http = local_client()
         self._runs: dict[str, tuple[asyncio.Task[RunSummary], Due]] = {}
         self._signatures: dict[tuple[str, int], tuple[TensorSpecEntry, ...] | None] = {}
-        self._known: dict[str, dict[Path, tuple[int, int, int]]] = {}  # job -> files handled (see RunContext)
+        self._known: dict[str, dict[Path, KnownFile]] = {}  # job -> files handled (see RunContext)
         self._wake = asyncio.Event()
         self._logged_waits: dict[str, str] = {}
 
@@ -103,7 +103,8 @@ class JobsService:
 
         c = self.config
         settings = OutboxSettings(max_bytes=c.outbox_max_bytes, policy=c.outbox_full_policy,
-                                  batch_max_bytes=c.outbox_batch_max_bytes)
+                                  batch_max_bytes=c.outbox_batch_max_bytes,
+                                  processed_retention_seconds=c.jobs_processed_retention_seconds)
         self._outbox = await asyncio.to_thread(Outbox, outbox_path(c.state_dir), settings)
         await asyncio.to_thread(self._finish_leftovers)
         self._uploader = Uploader(self._outbox, self.client, self.device_id, self.token, c.outbox_retry_max_seconds)

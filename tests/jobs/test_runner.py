@@ -15,7 +15,7 @@ import pytest
 from jetfleet.agent.jobs.counters import JobCounters
 from jetfleet.agent.jobs.outbox import Outbox, OutboxSettings, batch_body
 from jetfleet.agent.jobs.plan import Endpoint
-from jetfleet.agent.jobs.runner import RunContext, RunSummary, run_job
+from jetfleet.agent.jobs.runner import KnownFile, RunContext, RunSummary, run_job
 from jetfleet.jobs import DesiredJob, JobResult, ResultsBatch
 from jetfleet.manifest import TensorSpecEntry
 from tests.modelserver.models import dense_expected, dense_onnx
@@ -97,7 +97,7 @@ def test_unchanged_files_are_not_read_again_within_a_process(server: str, tmp_pa
     folder.mkdir()
     np.save(folder / "a.npy", np.ones((1, 4), dtype=np.float32))
     outbox = Outbox(tmp_path / "outbox.sqlite3", OutboxSettings())
-    known: dict[Path, tuple[int, int, int]] = {}
+    known: dict[Path, KnownFile] = {}
 
     async def twice() -> tuple[RunSummary, RunSummary]:
         async def signature(_model: str, _endpoint: Endpoint) -> tuple[TensorSpecEntry, ...]:
@@ -124,3 +124,36 @@ def test_a_run_waits_for_the_model_instead_of_failing(server: str, tmp_path: Pat
     summary = asyncio.run(run(folder, outbox, [None, None, down, down, Endpoint(1, server)]))
     assert summary.complete and summary.results == 1 and summary.errors == 0
     assert results(outbox)["a.npy"].version == 1
+
+
+def test_marks_of_files_gone_from_the_folder_age_out(server: str, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, value in (("a.npy", 1.0), ("b.npy", 2.0)):
+        np.save(folder / name, np.full((1, 4), value, dtype=np.float32))
+    clock = [1000.0]
+    outbox = Outbox(tmp_path / "outbox.sqlite3", OutboxSettings(processed_retention_seconds=3600),
+                    clock=lambda: clock[0])
+    known: dict[Path, KnownFile] = {}
+
+    async def run_once() -> RunSummary:
+        async def signature(_model: str, _endpoint: Endpoint) -> tuple[TensorSpecEntry, ...]:
+            return SIGNATURE
+
+        async with httpx.AsyncClient() as http:
+            context = RunContext(device_id="dev1", outbox=outbox, http=http, endpoint=lambda _m: Endpoint(1, server),
+                                 signature=signature, counters=JobCounters(), stop=asyncio.Event(), known=known)
+            return await run_job(job(folder), context)
+
+    assert asyncio.run(run_once()).results == 2
+    b_sha = known[folder / "b.npy"].sha256
+    gone = (folder / "b.npy").read_bytes()
+    (folder / "b.npy").unlink()
+    clock[0] += 1800
+    asyncio.run(run_once())
+    assert list(known) == [folder / "a.npy"] and outbox.processed("score", b_sha)  # within the retention
+    clock[0] += 1801  # b last seen 3601 s ago; a is seen at every run
+    asyncio.run(run_once())
+    assert not outbox.processed("score", b_sha) and outbox.processed("score", known[folder / "a.npy"].sha256)
+    (folder / "b.npy").write_bytes(gone)  # put back after the retention: a new input again
+    assert asyncio.run(run_once()).results == 1
