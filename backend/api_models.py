@@ -94,6 +94,7 @@ def create_version(name: ModelNamePath, body: CreateVersion, request: Request) -
                 drift.store_reference(session, name, row.version, reference, source="pushed", now=now)
             followers: list[str] = []
             if body.tag:
+                rollouts.refuse_if_active(session, name, body.tag)
                 _, followers = model_registry.set_tag(session, name, body.tag, row.version, now)
                 model_registry.bump_serials(session, followers)
             for upload_id in uploads:

@@ -16,7 +16,7 @@ from jetfleet.backend.rollouts import RolloutEngine
 from jetfleet.httpapi import errors
 from jetfleet.manifest import MODEL_NAME_PATTERN, TAG_PATTERN
 from jetfleet.protocol import DeviceRecord, Labels, valid_labels
-from jetfleet.selectors import LABEL_KEY_PATTERN
+from jetfleet.selectors import LABEL_KEY_PATTERN, SELECTOR_PATTERN
 
 router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
 labels_router = APIRouter(prefix="/api/v1/edge-devices", tags=["devices"], dependencies=[Depends(require_admin)])
@@ -39,6 +39,9 @@ class RolloutRequest(_Wire):
     device_timeout_seconds: Annotated[float, Field(ge=1, le=7 * 86400)] = Field(
         default=DEFAULT_DEVICE_TIMEOUT_SECONDS,
         description="a device still updating (or deferred) this long after its wave started has failed")
+    selector: Annotated[str, Field(max_length=1000, pattern=SELECTOR_PATTERN)] | None = Field(
+        default=None, description="only the followers whose labels match (e.g. 'site=lab-a'); once completed they "
+                                  "stay pinned to the version and the tag does not move")
 
 
 class LabelChange(_Wire):
@@ -66,7 +69,8 @@ def create_rollout(body: RolloutRequest, request: Request) -> Rollout:
         rollout, changed = rollouts.create(session, name=body.model, tag=body.tag, version=body.version,
                                            waves=body.waves, max_failures=body.max_failures,
                                            soak_seconds=body.soak_seconds, gates=body.gates, now=now,
-                                           device_timeout_seconds=body.device_timeout_seconds)
+                                           device_timeout_seconds=body.device_timeout_seconds,
+                                           selector=body.selector)
     appstate.desired(request).invalidate(changed)
     return rollout
 

@@ -46,7 +46,10 @@ def add_version(session: Session, *, name: str, sha256: str, size_bytes: int, fr
 
 
 def set_tag(session: Session, name: str, tag: str, version: int, now: datetime) -> tuple[int | None, list[str]]:
-    """Point NAME:TAG at ``version``; returns the previous version and the devices following the tag."""
+    """Point NAME:TAG at ``version``; returns the previous version and the devices following the tag.
+
+    Every follower runs it from now on: pins left by a rollout limited by a selector go.
+    """
     get_version(session, name, version)
     row = session.get(ModelTag, (name, tag))
     previous = row.version if row else None
@@ -54,8 +57,8 @@ def set_tag(session: Session, name: str, tag: str, version: int, now: datetime) 
         session.add(ModelTag(name=name, tag=tag, version=version, updated_at=now))
     else:
         row.version, row.updated_at = version, now
-    followers = session.scalars(select(Deployment.device_id).where(Deployment.name == name, Deployment.tag == tag))
-    return previous, list(followers)
+    clear_pins(session, name, tag)
+    return previous, followers(session, name, tag)
 
 
 def deploy(session: Session, name: str, tag: str, device_ids: list[str] | None, now: datetime) -> tuple[int, list[str]]:
@@ -88,6 +91,14 @@ def set_pins(session: Session, name: str, tag: str, pins: dict[str, int | None])
             row.pinned_version = pins[row.device_id]
             changed.append(row.device_id)
     return changed
+
+
+def pins(session: Session, name: str, tag: str, device_ids: list[str]) -> dict[str, int]:
+    """The pins those devices following NAME:TAG have now."""
+    rows = session.execute(select(Deployment.device_id, Deployment.pinned_version).where(
+        Deployment.name == name, Deployment.tag == tag, Deployment.device_id.in_(device_ids),
+        Deployment.pinned_version.is_not(None)))
+    return {device_id: version for device_id, version in rows if version is not None}
 
 
 def clear_pins(session: Session, name: str, tag: str) -> list[str]:

@@ -113,17 +113,23 @@ def tag_version(ref: str = typer.Argument(..., metavar="NAME:TAG"), version: int
                 device_timeout: str = typer.Option("30m", "--device-timeout", metavar="DURATION",
                                                    help="A device not committed this long after its wave started "
                                                         "counts as failed (offline, stuck, locked)."),
+                selector: str | None = typer.Option(None, "--selector", metavar="SELECTOR",
+                                                    help="With --rollout: only the followers whose labels match "
+                                                         "(they stay pinned to VERSION; the tag does not move)."),
                 backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None) -> None:
     """Point NAME:TAG at VERSION; every device following the tag swaps to it (with --rollout: wave by wave)."""
     name, tag = split_ref(ref)
-    if rollout is None and (gate or max_failures != "0" or soak != "0s" or device_timeout != "30m"):
-        raise ConfigError("--max-failures, --soak, --gate and --device-timeout need --rollout WAVES", key="--rollout")
+    staging = gate or max_failures != "0" or soak != "0s" or device_timeout != "30m" or selector is not None
+    if rollout is None and staging:
+        raise ConfigError("--max-failures, --soak, --gate, --device-timeout and --selector need --rollout WAVES "
+                          "(a plain tag move swaps every follower)", key="--rollout")
     with _client(backend_url, token, ca_bundle) as client:
         if rollout is not None:
             from jetfleet.backend.rollouts_cli import start_rollout
 
             started = start_rollout(client, name=name, tag=tag, version=version, waves=rollout,
-                                    max_failures=max_failures, soak=soak, gates=gate, device_timeout=device_timeout)
+                                    max_failures=max_failures, soak=soak, gates=gate, device_timeout=device_timeout,
+                                    selector=selector)
             waves = " | ".join(str(len(w["devices"])) for w in started["waves"]) or "no devices"
             typer.echo(f"rollout {started['id']}: {name}:{tag} version {started['from_version']} -> {version}, "
                        f"waves of {waves}; watch it: jetfleet rollouts show {started['id']}")

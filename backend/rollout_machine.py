@@ -61,6 +61,8 @@ class Rollout(BaseModel):
     soak_seconds: float = 0.0
     gates: list[str] = Field(default_factory=list)
     device_timeout_seconds: float = DEFAULT_DEVICE_TIMEOUT_SECONDS
+    selector: str | None = None  # only the followers it matched at the start; the tag stays where it was
+    kept_pins: dict[str, int] = Field(default_factory=dict)  # pins its devices had before (an earlier --selector)
     created_at: datetime
     updated_at: datetime
 
@@ -72,6 +74,14 @@ class Rollout(BaseModel):
         if self.state == "aborted":
             return set()
         return {d for w in self.waves if w.state != "pending" for d in w.devices}
+
+    def pins(self) -> dict[str, int | None]:
+        """The version each of its devices is pinned to now (None: it follows the tag)."""
+        if self.state == "completed" and self.selector is None:
+            return {}  # the tag moved: every follower runs it, pins go (the caller clears them with the move)
+        wants = {d.device_id for d in self.devices} if self.state == "completed" else self.wants_new()
+        return {d.device_id: self.to_version if d.device_id in wants else self.kept_pins.get(d.device_id)
+                for d in self.devices}
 
 
 @dataclass(frozen=True)
@@ -87,12 +97,13 @@ class DeviceReport:
 
 def new_rollout(*, model: str, tag: str, from_version: int | None, to_version: int, waves: list[list[str]],
                 max_failures: str, soak_seconds: float, gates: list[str], now: datetime,
-                device_timeout_seconds: float = DEFAULT_DEVICE_TIMEOUT_SECONDS) -> Rollout:
+                device_timeout_seconds: float = DEFAULT_DEVICE_TIMEOUT_SECONDS, selector: str | None = None,
+                kept_pins: dict[str, int] | None = None) -> Rollout:
     devices = [RolloutDevice(device_id=d, wave=i) for i, wave in enumerate(waves) for d in wave]
     return Rollout(model=model, tag=tag, from_version=from_version, to_version=to_version,
                    waves=[RolloutWave(devices=w) for w in waves], devices=devices, max_failures=max_failures,
                    soak_seconds=soak_seconds, gates=gates, device_timeout_seconds=device_timeout_seconds,
-                   created_at=now, updated_at=now)
+                   selector=selector, kept_pins=kept_pins or {}, created_at=now, updated_at=now)
 
 
 def advance(rollout: Rollout, reports: Mapping[str, DeviceReport], now: datetime) -> Rollout:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from jetfleet.backend import model_registry
+from jetfleet.backend import devices, model_registry
 from jetfleet.backend.desired_state import DesiredState
 from jetfleet.backend.models import Device, ModelTag, RolloutRow
 from jetfleet.backend.rollout_machine import (
@@ -53,7 +53,8 @@ def refuse_if_active(session: Session, name: str, tag: str) -> None:
 
 def create(session: Session, *, name: str, tag: str, version: int, waves: str, max_failures: str,
            soak_seconds: float, gates: list[str], now: datetime,
-           device_timeout_seconds: float = DEFAULT_DEVICE_TIMEOUT_SECONDS) -> tuple[Rollout, list[str]]:
+           device_timeout_seconds: float = DEFAULT_DEVICE_TIMEOUT_SECONDS,
+           selector: str | None = None) -> tuple[Rollout, list[str]]:
     """Start a rollout (its first wave too); returns it and the devices whose desired state changed."""
     parse_max_failures(max_failures)
     for gate in gates:
@@ -67,10 +68,11 @@ def create(session: Session, *, name: str, tag: str, version: int, waves: str, m
     refuse_if_active(session, name, tag)
     if tag_row.version == version:
         raise ConflictError(f"version: {name}:{tag} already points at version {version}")
-    devices = model_registry.followers(session, name, tag)
+    chosen = _rollout_devices(session, name, tag, selector)
     rollout = new_rollout(model=name, tag=tag, from_version=tag_row.version, to_version=version,
-                          waves=plan_waves(sizes, devices), max_failures=max_failures, soak_seconds=soak_seconds,
-                          gates=gates, now=now, device_timeout_seconds=device_timeout_seconds)
+                          waves=plan_waves(sizes, chosen), max_failures=max_failures, soak_seconds=soak_seconds,
+                          gates=gates, now=now, device_timeout_seconds=device_timeout_seconds, selector=selector,
+                          kept_pins=model_registry.pins(session, name, tag, chosen))
     row = RolloutRow(name=name, tag=tag, state=rollout.state, doc={}, created_at=now, updated_at=now)
     session.add(row)
     session.flush()
@@ -78,20 +80,28 @@ def create(session: Session, *, name: str, tag: str, version: int, waves: str, m
     return rollout, save(session, row, rollout, now)
 
 
+def _rollout_devices(session: Session, name: str, tag: str, selector: str | None) -> list[str]:
+    followers = model_registry.followers(session, name, tag)
+    if selector is None:
+        return followers
+    matching = set(devices.select_devices(session, selector))
+    chosen = [d for d in followers if d in matching]
+    if not chosen:
+        raise ConflictError(f"selector: no device following {name}:{tag} matches '{selector}' "
+                            f"({len(followers)} follow it; see their labels: jetfleet fleet status)")
+    return chosen
+
+
 def save(session: Session, row: RolloutRow, rollout: Rollout, now: datetime) -> list[str]:
     """Write the rollout and bring the pins (and the tag, once completed) in line; returns changed devices."""
+    settled = row.state == rollout.state == "aborted"  # only tracking the revert: the pins were set at the abort
     row.doc, row.state, row.updated_at = rollout.model_dump(mode="json"), rollout.state, now
-    if rollout.state == "completed":
-        model_registry.set_tag(session, rollout.model, rollout.tag, rollout.to_version, now)
-        changed = model_registry.clear_pins(session, rollout.model, rollout.tag)
-        changed += model_registry.followers(session, rollout.model, rollout.tag)
-    elif rollout.state == "aborted":
-        changed = model_registry.clear_pins(session, rollout.model, rollout.tag)
+    if settled:
+        changed: list[str] = []
+    elif rollout.state == "completed" and rollout.selector is None:
+        _, changed = model_registry.set_tag(session, rollout.model, rollout.tag, rollout.to_version, now)
     else:
-        wants = rollout.wants_new()
-        changed = model_registry.set_pins(session, rollout.model, rollout.tag,
-                                          {d.device_id: rollout.to_version if d.device_id in wants else None
-                                           for d in rollout.devices})
+        changed = model_registry.set_pins(session, rollout.model, rollout.tag, rollout.pins())
     changed = sorted(set(changed))
     model_registry.bump_serials(session, changed)
     return changed

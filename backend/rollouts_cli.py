@@ -58,6 +58,9 @@ def show(rollout_id: int = typer.Argument(..., metavar="ID"), backend_url: Backe
 def _print(r: dict[str, Any]) -> None:
     typer.echo(f"rollout {r['id']}: {r['model']}:{r['tag']} version {r['from_version']} -> {r['to_version']}: "
                f"{r['state']}" + (f" ({r['reason']})" if r["reason"] else ""))
+    if r["selector"]:
+        typer.echo(f"  only devices matching '{r['selector']}' (the tag stays at {r['from_version']}; "
+                   f"they stay pinned to {r['to_version']})")
     gates = ", ".join(r["gates"]) or "none"
     typer.echo(f"  max failures {r['max_failures']}, soak {r['soak_seconds']:g}s, gates: {gates}, "
                f"device timeout {r['device_timeout_seconds']:g}s")
@@ -99,9 +102,10 @@ _action("abort", "Send every device of the rollout back to the version it served
 
 
 def start_rollout(client: AdminClient, *, name: str, tag: str, version: int, waves: str, max_failures: str,
-                  soak: str, gates: list[str], device_timeout: str) -> dict[str, Any]:
+                  soak: str, gates: list[str], device_timeout: str, selector: str | None) -> dict[str, Any]:
     from jetfleet.backend.artifacts import InvalidField
     from jetfleet.backend.rollout_spec import parse_duration, parse_gate, parse_max_failures, parse_waves
+    from jetfleet.selectors import parse_selector
 
     parse_waves(waves, field="--rollout")  # bad input fails here, naming the option, before any request
     parse_max_failures(max_failures, field="--max-failures")
@@ -111,6 +115,8 @@ def start_rollout(client: AdminClient, *, name: str, tag: str, version: int, wav
     timeout_seconds = parse_duration(device_timeout, field="--device-timeout")
     if timeout_seconds < 1:
         raise InvalidField("--device-timeout", f"must be at least 1s, got '{device_timeout}'")
+    if selector is not None:
+        parse_selector(selector)  # a bad one fails here, naming the bad part
     return client.start_rollout({"model": name, "tag": tag, "version": version, "waves": waves,
                                  "max_failures": max_failures, "soak_seconds": soak_seconds, "gates": gates,
-                                 "device_timeout_seconds": timeout_seconds})
+                                 "device_timeout_seconds": timeout_seconds, "selector": selector})

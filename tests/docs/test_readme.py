@@ -125,7 +125,8 @@ RUN: dict[str, str] = {
         'jetfleet models tag yolov8n:prod 8 --rollout "1,10%,50%,100%" --max-failures 2 --soak 10m '
         '--gate "error_ratio<0.01" --gate "p99_ms<50"',
         'jetfleet models tag yolov8n:prod 8 --rollout "1,10%,50%,100%" --max-failures 2 --soak 10m --gate "p99_ms<50"',
-        'jetfleet models tag yolov8n:prod 9 --rollout "1,100%" --device-timeout 1h',
+        "jetfleet models tag yolov8n:prod 8 --rollout \"1,100%\" --selector 'role=vision' --soak 10m",
+        'jetfleet models tag yolov8n:prod 9 --rollout "1,100%" --soak 10m --device-timeout 1h',
         "jetfleet rollouts ls [--json]",
         "jetfleet rollouts show 3 [--json]",
         "jetfleet rollouts pause 3",
@@ -654,7 +655,13 @@ def _rollout(shell: DocShell, one: str) -> None:
               '--gate "p99_ms<50"', {" 8 ": " 1 "})
     last = json.loads(shell.run("jetfleet rollouts ls [--json]", optional="keep"))[-1]
     shell.run("jetfleet rollouts abort 3", {" 3": f" {last['id']}"})
-    shell.run('jetfleet models tag yolov8n:prod 9 --rollout "1,100%" --device-timeout 1h', {" 9 ": " 1 "})
+    # the soak of 10 minutes keeps each running (or halted) until it is aborted here
+    shell.run("jetfleet models tag yolov8n:prod 8 --rollout \"1,100%\" --selector 'role=vision' --soak 10m",
+              {" 8 ": " 1 "})
+    limited = json.loads(shell.run("jetfleet rollouts ls [--json]", optional="keep"))[-1]
+    assert limited["selector"] == "role=vision" and [d["device_id"] for d in limited["devices"]] == [one]
+    shell.run("jetfleet rollouts abort 3", {" 3": f" {limited['id']}"})
+    shell.run('jetfleet models tag yolov8n:prod 9 --rollout "1,100%" --soak 10m --device-timeout 1h', {" 9 ": " 1 "})
     timed = json.loads(shell.run("jetfleet rollouts ls [--json]", optional="keep"))[-1]
-    assert timed["device_timeout_seconds"] == 3600 and timed["id"] != last["id"]
+    assert timed["device_timeout_seconds"] == 3600 and timed["id"] != limited["id"]
     shell.run("jetfleet rollouts abort 3", {" 3": f" {timed['id']}"})

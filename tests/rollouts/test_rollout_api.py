@@ -206,3 +206,52 @@ def test_labels_and_selectors(backend: BackendProcess, tmp_path: Path) -> None:
     shown = json.loads(cli(backend, "fleet", "show", fleet.ids[0]).stdout)
     assert shown["labels"] == {"role": "vision", "site": site}
     assert "role=vision" in cli(backend, "fleet", "status").stdout
+
+
+def test_a_rollout_limited_by_a_selector_pins_its_devices_and_leaves_the_tag(backend: BackendProcess,
+                                                                             tmp_path: Path) -> None:
+    model = unique_id("m")
+    for seed in (1, 2, 3):
+        push(backend, model, dense_model(tmp_path / f"v{seed}.onnx", seed=seed), tag="prod" if seed == 1 else None)
+    fleet = Fleet(backend, model, 4)
+    lab = unique_id("lab")
+    for device in fleet.ids[1:3]:
+        cli(backend, "fleet", "label", device, f"site={lab}")
+    assert cli(backend, "models", "deploy", f"{model}:prod", *fleet.device_args()).returncode == 0
+    for device in fleet.ids:
+        fleet.report(device, serving_version=1, target_version=1, state="committed")
+    plain = cli(backend, "models", "tag", f"{model}:prod", "2", "--selector", f"site={lab}")
+    assert plain.returncode == 2 and "--selector" in plain.stderr and "--rollout" in plain.stderr
+    nobody = cli(backend, "models", "tag", f"{model}:prod", "2", "--rollout", "1,100%", "--selector", "site=mars")
+    assert nobody.returncode == 2 and "matches 'site=mars'" in nobody.stderr
+    outside, lab_a, lab_b, other = fleet.ids
+
+    # the lab first: only its two devices, one wave at a time; the rest never hear of version 2
+    partial = start(backend, model, 2, "--rollout", "1,100%", "--selector", f"site={lab}")
+    assert [w["devices"] for w in show(backend, partial)["waves"]] == [[lab_a], [lab_b]]
+    assert f"only devices matching 'site={lab}'" in cli(backend, "rollouts", "show", str(partial)).stdout
+    assert fleet.wanted(lab_a) == 2 and fleet.wanted(lab_b) is None
+    assert fleet.wanted(outside) is None and fleet.wanted(other) is None
+    for device in (lab_a, lab_b):
+        fleet.report(device, serving_version=2, target_version=2, state="committed")
+    wait_rollout(backend, partial, fleet, "completed", lambda r: r["state"] == "completed")
+    tags = json.loads(cli(backend, "models", "ls", "--json").stdout)
+    assert next(m for m in tags if m["name"] == model)["tags"]["prod"] == 1  # the tag did not move
+    assert [fleet.wanted(d) for d in fleet.ids] == [None, None, None, None]  # the lab keeps 2, the rest keep 1
+    fleet.report(lab_a, serving_version=1, target_version=1, state="committed")  # as if it had served 1
+    assert fleet.wanted(lab_a) == 2  # pinned to 2 after the rollout
+
+    # then everyone to version 3, aborted half way: each device goes back to what it served before (lab: 2)
+    fleet.report(lab_a, serving_version=2, target_version=2, state="committed")
+    whole = start(backend, model, 3, "--rollout", "50%,100%")
+    assert fleet.wanted(outside) == 3 and fleet.wanted(lab_a) == 3 and fleet.wanted(lab_b) is None  # not back to 1
+    for device in (outside, lab_a):
+        fleet.report(device, serving_version=3, target_version=3, state="committed")
+    assert cli(backend, "rollouts", "abort", str(whole)).returncode == 0
+    assert [fleet.wanted(d) for d in fleet.ids] == [1, 2, None, None]
+    fleet.report(outside, serving_version=1, target_version=1, state="committed")
+    fleet.report(lab_a, serving_version=2, target_version=2, state="committed")
+
+    # a plain tag move is for every follower: the lab's pins go
+    assert cli(backend, "models", "tag", f"{model}:prod", "3").returncode == 0
+    assert [fleet.wanted(d) for d in fleet.ids] == [3, 3, 3, 3]
