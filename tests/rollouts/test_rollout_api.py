@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from jetfleet.errors import ConflictError
 from tests.backend.registry_helpers import dense_model, heartbeat, push, register
 from tests.conftest import unique_id
 from tests.support.backend import BackendProcess, backend_server
@@ -244,6 +245,8 @@ def test_a_rollout_limited_by_a_selector_pins_its_devices_and_leaves_the_tag(bac
     # then everyone to version 3, aborted half way: each device goes back to what it served before (lab: 2)
     fleet.report(lab_a, serving_version=2, target_version=2, state="committed")
     whole = start(backend, model, 3, "--rollout", "50%,100%")
+    with pytest.raises(ConflictError, match="rollout"):  # a push that moves the tag waits for the rollout too
+        push(backend, model, dense_model(tmp_path / "v4.onnx", seed=4), tag="prod")
     assert fleet.wanted(outside) == 3 and fleet.wanted(lab_a) == 3 and fleet.wanted(lab_b) is None  # not back to 1
     for device in (outside, lab_a):
         fleet.report(device, serving_version=3, target_version=3, state="committed")
