@@ -79,7 +79,9 @@ class ServiceEndpoint(WireModel):
     """A service this node offers besides models (e.g. the voice server), as the gateway should reach it."""
 
     role: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
-    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=256)]
+    # printable ASCII only (a host is punycode, a path percent-encoded); explicit ranges, not \s or \S, which
+    # Python and JSON Schema's ECMA regexes read differently (U+0085 is a space to one, not to the other)
+    url: Annotated[str, Field(pattern=r"^https?://[!-.0-~]+(/[!-~]*)?$", max_length=256)]
     healthy: Annotated[bool, Field(strict=True)] | None = None
     # How the gateway's live registry balances this service (a fleet file's node `weight` and `backup`):
     # its share of the role's traffic, and whether it only takes traffic while every primary is down.

@@ -70,16 +70,20 @@ def fleet_status(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
                                        *extra), capture_output=True, text=True, env=subprocess_env(), timeout=60)
 
 
-def test_https_control_plane_with_a_private_ca(tmp_path: Path) -> None:
+def https_control_plane(tmp_path: Path) -> tuple[str, Path, ManagedProcess]:
+    """A control plane serving https with a certificate of a new private CA: its URL, the CA's PEM, the process."""
     ca_pem, ca_key, ca = make_ca(tmp_path, "fleet-ca")
-    wrong_pem, _, _ = make_ca(tmp_path, "other-ca")
     cert, key = make_server_cert(tmp_path, ca_key, ca)
     port = free_port()
-    url = f"https://127.0.0.1:{port}"
     argv = jetfleet_cmd("backend", "serve", "--port", str(port), "--database-url", f"sqlite:///{tmp_path / 'b.db'}",
                         "--admin-token", ADMIN_TOKEN, "--data-dir", str(tmp_path / "data"),
                         "--tls-cert", str(cert), "--tls-key", str(key))
-    backend = ManagedProcess(argv, tmp_path / "backend.log", cwd=tmp_path)
+    return f"https://127.0.0.1:{port}", ca_pem, ManagedProcess(argv, tmp_path / "backend.log", cwd=tmp_path)
+
+
+def test_https_control_plane_with_a_private_ca(tmp_path: Path) -> None:
+    url, ca_pem, backend = https_control_plane(tmp_path)
+    wrong_pem, _, _ = make_ca(tmp_path, "other-ca")
     nodes: list[Node] = []
     trust = ssl.create_default_context(cafile=str(ca_pem))
     try:
@@ -140,14 +144,7 @@ def _commands(command: Any, path: str = "") -> Iterator[tuple[str, set[str]]]:
 
 
 def test_gateway_and_jobs_cli_trust_a_private_ca(tmp_path: Path) -> None:
-    ca_pem, ca_key, ca = make_ca(tmp_path, "fleet-ca")
-    cert, key = make_server_cert(tmp_path, ca_key, ca)
-    port = free_port()
-    url = f"https://127.0.0.1:{port}"
-    argv = jetfleet_cmd("backend", "serve", "--port", str(port), "--database-url", f"sqlite:///{tmp_path / 'b.db'}",
-                        "--admin-token", ADMIN_TOKEN, "--data-dir", str(tmp_path / "data"),
-                        "--tls-cert", str(cert), "--tls-key", str(key))
-    backend = ManagedProcess(argv, tmp_path / "backend.log", cwd=tmp_path)
+    url, ca_pem, backend = https_control_plane(tmp_path)
     ports = {name: free_port() for name in ("port", "api_port", "metrics_port", "health_port")}
     (tmp_path / "gateway.yml").write_text(yaml.safe_dump({"gateway": {**ports, "host": "127.0.0.1",
                                                                        "metrics_host": "127.0.0.1"}}))

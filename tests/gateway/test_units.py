@@ -69,3 +69,21 @@ def test_service_placement_is_validated_on_the_wire() -> None:
     assert ServiceEndpoint(role="voice", url="http://10.0.0.1:8888", backup=True, weight=2).weight == 2
     with pytest.raises(ValidationError, match="weight"):
         ServiceEndpoint(role="voice", url="http://10.0.0.1:8888", weight=0)
+
+
+@pytest.mark.parametrize("url", ["http://jetson-a.local:8888/api/voice", "https://[fe80::1]:8443", "http://10.0.0.1"])
+def test_a_service_url_is_printable_ascii(url: str) -> None:
+    from jetfleet.protocol import ServiceEndpoint
+
+    assert ServiceEndpoint(role="voice", url=url).url == url
+
+
+@pytest.mark.parametrize("url", ["http://h/\x85x", "http://h x/", "http://\u00e9t\u00e9/", "ftp://h/", "http:///x"])
+def test_a_service_url_that_is_not_printable_ascii_is_refused(url: str) -> None:
+    # "\x85" is a space to Python's \s and not to JSON Schema's: an explicit ASCII range means the same to both
+    from pydantic import ValidationError
+
+    from jetfleet.protocol import ServiceEndpoint
+
+    with pytest.raises(ValidationError, match="url"):
+        ServiceEndpoint(role="voice", url=url)

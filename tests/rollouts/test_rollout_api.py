@@ -82,14 +82,20 @@ def start(backend: BackendProcess, model: str, version: int, *args: str) -> int:
     return int(result.stdout.split(":")[0].removeprefix("rollout "))
 
 
-def test_waves_halt_abort_and_restart(backend: BackendProcess, tmp_path: Path) -> None:
+def fleet_on_v1(backend: BackendProcess, tmp_path: Path, devices: int, versions: int) -> tuple[str, Fleet]:
+    """A new model with ``versions`` versions (prod -> 1) and simulated devices following prod, serving 1."""
     model = unique_id("m")
-    for seed in (1, 2, 3):
+    for seed in range(1, versions + 1):
         push(backend, model, dense_model(tmp_path / f"v{seed}.onnx", seed=seed), tag="prod" if seed == 1 else None)
-    fleet = Fleet(backend, model, 4)
+    fleet = Fleet(backend, model, devices)
     assert cli(backend, "models", "deploy", f"{model}:prod", *fleet.device_args()).returncode == 0
     for device in fleet.ids:
         fleet.report(device, serving_version=1, target_version=1, state="committed")
+    return model, fleet
+
+
+def test_waves_halt_abort_and_restart(backend: BackendProcess, tmp_path: Path) -> None:
+    model, fleet = fleet_on_v1(backend, tmp_path, 4, versions=3)
     assert set(fleet.beat_all().values()) == {None}
 
     # version 2 fails on the first device: halted, nobody else is asked for it
@@ -133,13 +139,7 @@ def test_waves_halt_abort_and_restart(backend: BackendProcess, tmp_path: Path) -
 
 
 def test_a_broken_gate_halts_and_a_lock_defers(backend: BackendProcess, tmp_path: Path) -> None:
-    model = unique_id("m")
-    for seed in (1, 2):
-        push(backend, model, dense_model(tmp_path / f"v{seed}.onnx", seed=seed), tag="prod" if seed == 1 else None)
-    fleet = Fleet(backend, model, 3)
-    assert cli(backend, "models", "deploy", f"{model}:prod", *fleet.device_args()).returncode == 0
-    for device in fleet.ids:
-        fleet.report(device, serving_version=1, target_version=1, state="committed")
+    model, fleet = fleet_on_v1(backend, tmp_path, 3, versions=2)
     rollout_id = start(backend, model, 2, "--rollout", "2,100%", "--soak", "30s", "--gate", "error_ratio<0.01")
     a, b = fleet.ids[:2]
     fleet.report(a, serving_version=1, target_version=2, state="deferred", reason="LOCKED", lock_held_seconds=3)
@@ -159,13 +159,7 @@ def test_a_broken_gate_halts_and_a_lock_defers(backend: BackendProcess, tmp_path
 
 def test_an_offline_device_times_out_and_the_budget_lets_the_rollout_go_on(backend: BackendProcess,
                                                                           tmp_path: Path) -> None:
-    model = unique_id("m")
-    for seed in (1, 2):
-        push(backend, model, dense_model(tmp_path / f"v{seed}.onnx", seed=seed), tag="prod" if seed == 1 else None)
-    fleet = Fleet(backend, model, 3)
-    assert cli(backend, "models", "deploy", f"{model}:prod", *fleet.device_args()).returncode == 0
-    for device in fleet.ids:
-        fleet.report(device, serving_version=1, target_version=1, state="committed")
+    model, fleet = fleet_on_v1(backend, tmp_path, 3, versions=2)
     refused = cli(backend, "models", "tag", f"{model}:prod", "2", "--rollout", "1,100%", "--device-timeout", "0s")
     assert refused.returncode == 2 and "--device-timeout" in refused.stderr
     rollout_id = start(backend, model, 2, "--rollout", "2,100%", "--max-failures", "1", "--device-timeout", "3s")
@@ -211,16 +205,10 @@ def test_labels_and_selectors(backend: BackendProcess, tmp_path: Path) -> None:
 
 def test_a_rollout_limited_by_a_selector_pins_its_devices_and_leaves_the_tag(backend: BackendProcess,
                                                                              tmp_path: Path) -> None:
-    model = unique_id("m")
-    for seed in (1, 2, 3):
-        push(backend, model, dense_model(tmp_path / f"v{seed}.onnx", seed=seed), tag="prod" if seed == 1 else None)
-    fleet = Fleet(backend, model, 4)
+    model, fleet = fleet_on_v1(backend, tmp_path, 4, versions=3)
     lab = unique_id("lab")
     for device in fleet.ids[1:3]:
         cli(backend, "fleet", "label", device, f"site={lab}")
-    assert cli(backend, "models", "deploy", f"{model}:prod", *fleet.device_args()).returncode == 0
-    for device in fleet.ids:
-        fleet.report(device, serving_version=1, target_version=1, state="committed")
     plain = cli(backend, "models", "tag", f"{model}:prod", "2", "--selector", f"site={lab}")
     assert plain.returncode == 2 and "--selector" in plain.stderr and "--rollout" in plain.stderr
     nobody = cli(backend, "models", "tag", f"{model}:prod", "2", "--rollout", "1,100%", "--selector", "site=mars")
