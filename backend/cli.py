@@ -120,9 +120,10 @@ def _tls_files(cert: Path | None, key: Path | None) -> tuple[str | None, str | N
 
 
 def _shared_signer(settings: BackendSettings, engine: Engine) -> Signer:
-    """The signer of a replica sharing its database: the same key as the other replicas, or a refusal."""
-    from jetfleet.backend.replica_keys import claim_signing_key, refuse_missing_key
+    """The signer of a replica sharing its database: the same data dir and key as the other replicas, or a refusal."""
+    from jetfleet.backend.replica_checks import claim_data_dir, claim_signing_key, refuse_missing_key
 
+    claim_data_dir(engine, settings.data_dir)
     refuse_missing_key(engine, settings.signing_key_path)
     signer = _signer(settings)
     claim_signing_key(engine, signer)

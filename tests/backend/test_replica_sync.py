@@ -1,6 +1,6 @@
 """The parts that let control-plane replicas share one PostgreSQL database, each against the real server:
-the invalidation payloads, NOTIFY at commit and the listener, the leader lease, and heartbeat batches of
-two writers on one device."""
+the invalidation payloads, NOTIFY at commit and the listener, the leader lease, heartbeat batches of two
+writers on one device, and the start-up checks of the shared signing key and data dir."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,7 +23,10 @@ from jetfleet.backend.ingest import DeviceAuth, HeartbeatIngest
 from jetfleet.backend.invalidation import ALL, MAX_PAYLOAD_BYTES, Invalidation, decode, encode
 from jetfleet.backend.leadership import LeaderLease
 from jetfleet.backend.models import Device
+from jetfleet.backend.replica_checks import DATA_ID_FILE, claim_data_dir, claim_signing_key, refuse_missing_key
 from jetfleet.backend.settings import BackendSettings
+from jetfleet.backend.signing import Signer, create_key
+from jetfleet.errors import ConfigError
 from jetfleet.protocol import Heartbeat
 from tests.support.postgres import PostgresServer, create_database
 from tests.support.processes import wait_until
@@ -196,3 +200,26 @@ def test_two_writers_of_one_device_never_move_its_heartbeat_backwards(engine: En
         device = session.get(Device, "jetson-1")
         assert device is not None and device.last_heartbeat_at == now + timedelta(seconds=1)
         assert device.models[0]["serving_version"] == 1 and device.heartbeats_received == 3
+
+
+def test_replicas_must_share_the_signing_key_and_the_data_dir(engine: Engine, tmp_path: Path) -> None:
+    old, new = create_key(tmp_path / "old.key"), create_key(tmp_path / "new.key")
+    claim_signing_key(engine, Signer(old))
+    claim_signing_key(engine, Signer(old))  # the same key: fine
+    with pytest.raises(ConfigError, match=f"signs manifests with key {new.key_id}.*sign with key {old.key_id}"):
+        claim_signing_key(engine, Signer(new))
+    with pytest.raises(ConfigError, match="copy that key file here"):
+        refuse_missing_key(engine, tmp_path / "absent.key")
+    claim_signing_key(engine, Signer(new, previous=old))  # a rotation: the new key is recorded
+    with pytest.raises(ConfigError, match=f"sign with key {new.key_id}"):
+        claim_signing_key(engine, Signer(old))
+
+    shared, local = tmp_path / "shared", tmp_path / "local"
+    claim_data_dir(engine, shared)  # the first replica marks it
+    claim_data_dir(engine, shared)
+    with pytest.raises(ConfigError, match="is missing"):
+        claim_data_dir(engine, local)
+    local.mkdir()
+    (local / DATA_ID_FILE).write_text("another\n")
+    with pytest.raises(ConfigError, match="holds another id"):
+        claim_data_dir(engine, local)
