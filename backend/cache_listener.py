@@ -2,8 +2,9 @@
 
 One thread holds one dedicated PostgreSQL session with ``LISTEN jetfleet_invalidate`` and applies each
 notification from another replica to this replica's caches. Notifications are not queued for a session
-that is gone, so after every (re)connection the listener calls ``resync``, which drops and reloads every
-cached entry. Reconnection waits grow from 0.2 s to 5 s; every wait is interrupted by :meth:`stop`.
+that is gone, so after every reconnection (and after a first connection that came later than the caches'
+load) the listener calls ``resync``, which drops and reloads every cached entry. Reconnection waits grow
+from 0.2 s to 5 s; every wait is interrupted by :meth:`stop`.
 """
 
 from __future__ import annotations

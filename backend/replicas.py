@@ -22,6 +22,8 @@ from jetfleet.backend.invalidation import ALL, Invalidation, Scope
 from jetfleet.backend.leadership import LeaderLease, Leadership, SoleLeader
 from jetfleet.backend.settings import BackendSettings
 
+BULK_RELOAD_MIN = 32  # another replica's change to at least this many devices is reloaded in one query
+
 
 class ReplicaStatus(BaseModel):
     """``GET /api/v1/status``: which replica answered, and whether it leads."""
@@ -78,11 +80,18 @@ def replica(settings: BackendSettings, sessions: sessionmaker[Session], desired:
 
 
 def apply(change: Invalidation, desired: DesiredState, ingest: HeartbeatIngest) -> None:
-    """Drop what another replica's committed change made stale."""
+    """Drop what another replica's committed change made stale; reload a large change in bulk right away (a
+    rollout wave, or "all"), as the changing replica does, instead of one read per device's next heartbeat."""
     if change.desired:
-        desired.invalidate(_ids(change.desired))
+        ids = _ids(change.desired)
+        desired.invalidate(ids)
+        if ids is None or len(ids) >= BULK_RELOAD_MIN:
+            desired.preload(None if ids is None else sorted(ids))
     if change.auth:
-        ingest.forget(_ids(change.auth))
+        ids = _ids(change.auth)
+        ingest.forget(ids)
+        if ids is None:
+            ingest.preload()
 
 
 def _ids(scope: Scope) -> frozenset[str] | None:

@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from jetfleet.backend import invalidation, model_registry, pgconn
 from jetfleet.backend.cache_listener import CacheListener
 from jetfleet.backend.db import create_db_engine, migrate
+from jetfleet.backend.desired_state import DesiredState
 from jetfleet.backend.ingest import DeviceAuth, HeartbeatIngest
 from jetfleet.backend.invalidation import ALL, MAX_PAYLOAD_BYTES, Invalidation, decode, encode
 from jetfleet.backend.leadership import LeaderLease
 from jetfleet.backend.models import Device
 from jetfleet.backend.replica_checks import DATA_ID_FILE, claim_data_dir, claim_signing_key, refuse_missing_key
+from jetfleet.backend.replicas import BULK_RELOAD_MIN, apply
 from jetfleet.backend.settings import BackendSettings
 from jetfleet.backend.signing import Signer, create_key
 from jetfleet.errors import ConfigError
@@ -223,3 +225,18 @@ def test_replicas_must_share_the_signing_key_and_the_data_dir(engine: Engine, tm
     (local / DATA_ID_FILE).write_text("another\n")
     with pytest.raises(ConfigError, match="holds another id"):
         claim_data_dir(engine, local)
+
+
+def test_another_replicas_change_drops_the_entries_and_reloads_a_large_one_in_bulk(engine: Engine) -> None:
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    settings = BackendSettings(database_url="postgresql+psycopg://x@127.0.0.1/x", admin_token="t" * 8)
+    desired, ingest = DesiredState(settings, sessions, None), HeartbeatIngest(sessions, settings)
+    ids = [f"jetson-{i:02d}" for i in range(BULK_RELOAD_MIN)]
+    for device_id in ids:
+        _add_device(sessions, device_id)
+    assert desired.preload() == len(ids) and ingest.preload() == len(ids)
+    apply(Invalidation("a", frozenset(ids[:2]), frozenset(ids[:1])), desired, ingest)
+    assert desired.cached(ids[0]) is None and desired.cached(ids[1]) is None and desired.cached(ids[2]) is not None
+    assert ingest.cached_auth(ids[0]) is None and ingest.cached_auth(ids[1]) is not None
+    apply(Invalidation("a", frozenset(ids), ALL), desired, ingest)  # large: reloaded at once
+    assert all(desired.cached(d) is not None and ingest.cached_auth(d) is not None for d in ids)
