@@ -5,6 +5,7 @@ no heartbeat state and no rollout (the survivor takes the lead)."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 import uuid
@@ -22,7 +23,7 @@ from tests.ha.cluster import Cluster, cluster
 from tests.ota.nodes import Node, deploy, move_tag, wait_registered, wait_state
 from tests.support.backend import BackendProcess
 from tests.support.postgres import PostgresServer, create_database
-from tests.support.processes import wait_until
+from tests.support.processes import jetfleet_cmd, subprocess_env, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 MAX_PROPAGATION_S = 1.0
@@ -194,3 +195,32 @@ def _wait_rollout(replica: BackendProcess, rollout_id: int, state: str, timeout:
 
 def _t(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_a_replica_with_another_data_dir_or_signing_key_refuses_to_start(postgres: PostgresServer,
+                                                                          tmp_path: Path) -> None:
+    url = create_database(postgres, f"jf_{uuid.uuid4().hex[:8]}")
+    shared = tmp_path / "shared"
+
+    def serve(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(jetfleet_cmd("backend", "serve", "--port", "1", "--database-url", url,
+                                           "--admin-token", "test-admin-token", *args),
+                              capture_output=True, text=True, timeout=60, env=subprocess_env(), cwd=tmp_path)
+
+    first = BackendProcess(tmp_path / "a", url, ["--data-dir", str(shared)])
+    first.workdir.mkdir()
+    first.start()  # records its data dir and its (new) key
+    try:
+        wrong_dir = serve("--data-dir", str(tmp_path / "local"))
+        assert wrong_dir.returncode == 2 and "is not the data dir the other replicas" in wrong_dir.stderr
+        assert not (tmp_path / "local" / "manifest-signing.key").exists()
+        other_key = tmp_path / "other.key"
+        assert subprocess.run(jetfleet_cmd("backend", "keygen", str(other_key)), capture_output=True,
+                              timeout=60, env=subprocess_env()).returncode == 0
+        wrong_key = serve("--data-dir", str(shared), "--signing-key", str(other_key))
+        assert wrong_key.returncode == 2 and "sign with key" in wrong_key.stderr, wrong_key.stderr
+        missing_key = serve("--data-dir", str(shared), "--signing-key", str(tmp_path / "absent.key"))
+        assert missing_key.returncode == 2 and "copy that key file here" in missing_key.stderr
+        assert not (tmp_path / "absent.key").exists()
+    finally:
+        first.stop()
