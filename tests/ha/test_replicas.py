@@ -5,6 +5,7 @@ no heartbeat state and no rollout (the survivor takes the lead)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -156,6 +157,13 @@ def test_a_sigkilled_replica_costs_no_registration_no_heartbeat_state_and_no_rol
         wait_until(lambda: survivor in ha.leaders(), 15, interval=0.1, what="the survivor leads")
         takeover = time.monotonic() - killed_at
         late = [(device_id, register(ha.url, device_id)) for device_id in (unique_id("late") for _ in range(5))]
+        job = unique_id("job")
+        with ha.admin() as admin:  # a job created through the gateway after the kill reaches its device's manifest
+            response = admin.post("/api/v1/jobs", json={"name": job, "model": model, "tag": "prod",
+                                                        "input_dir": "/data/in", "schedule": "on_demand",
+                                                        "devices": [sims[0][0]]})
+            assert response.status_code == 201, response.text
+        assert job in _manifest_jobs(ha.url, *sims[0])
         done = _wait_rollout(survivor, rollout_id, "completed")
         for node in nodes:
             wait_state(survivor, model, node.name, version=2, state="committed", timeout=60)
@@ -180,6 +188,14 @@ def test_a_sigkilled_replica_costs_no_registration_no_heartbeat_state_and_no_rol
             assert record["status"] == "online" and _t(record["last_heartbeat"]) > killed_wall, record
     for node in nodes:
         assert "refused this device" not in node.log() and "no longer accepts" not in node.log()
+
+
+def _manifest_jobs(url: str, device_id: str, token: str) -> list[str]:
+    response = httpx.post(f"{url}/api/v1/edge-devices/{device_id}/heartbeat", json={}, timeout=10,
+                          headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    payload = json.loads(response.json()["manifest"]["payload"])
+    return [entry["name"] for entry in payload["jobs"]]
 
 
 def _wait_rollout(replica: BackendProcess, rollout_id: int, state: str, timeout: float = 90) -> dict[str, Any]:
