@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from jetfleet.backend import appstate, devices, model_registry
+from jetfleet.backend import appstate, devices, invalidation, model_registry
 from jetfleet.backend.api_params import DeviceIdPath
 from jetfleet.backend.auth import device_caller, require_admin, require_read
 from jetfleet.backend.ingest import HeartbeatIngest
@@ -41,6 +41,8 @@ def register_device(body: RegisterRequest, request: Request, response: Response,
     now = appstate.now()
     with appstate.sessions(request).begin() as session:
         outcome = devices.register(session, body, device_token=device_token, settings=settings, now=now)
+        if outcome.token is not None:  # a new token: other replicas drop the old one they hold
+            invalidation.mark(session, auth=[body.device_id])
         if outcome.labels_changed:
             model_registry.bump_serials(session, [body.device_id])
         record = devices.device_record(outcome.device, settings=settings, now=now)
@@ -96,6 +98,7 @@ def reprovision_device(device_id: DeviceIdPath, request: Request) -> DeviceRecor
     request.app.state.ingest.invalidate(device_id)
     with appstate.sessions(request).begin() as session:
         device = devices.reprovision(session, device_id)
+        invalidation.mark(session, auth=[device_id])
         return devices.device_record(device, settings=appstate.settings(request), now=appstate.now())
 
 
@@ -105,4 +108,5 @@ def remove_device(device_id: DeviceIdPath, request: Request) -> None:
     request.app.state.ingest.invalidate(device_id)
     with appstate.sessions(request).begin() as session:
         devices.remove(session, device_id)
+        invalidation.mark(session, desired=[device_id], auth=[device_id])
     request.app.state.desired.invalidate([device_id])

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -25,13 +25,17 @@ from jetfleet.backend import (
     api_models,
     api_monitoring,
     api_rollouts,
+    replicas,
 )
 from jetfleet.backend.artifacts import ArtifactStore
 from jetfleet.backend.audit import AuditMiddleware
+from jetfleet.backend.auth import require_read
 from jetfleet.backend.desired_state import DesiredState
 from jetfleet.backend.drift_monitor import DriftCollector, DriftMonitor
 from jetfleet.backend.ingest import HeartbeatIngest
+from jetfleet.backend.leadership import LeaderCollector
 from jetfleet.backend.metrics import BackendCounters, FleetCollector
+from jetfleet.backend.replicas import ReplicaStatus
 from jetfleet.backend.results import BodyTooLarge
 from jetfleet.backend.rollouts import RolloutEngine
 from jetfleet.backend.settings import BackendSettings
@@ -56,15 +60,20 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     sessions = sessionmaker(engine, expire_on_commit=False)
     ingest = HeartbeatIngest(sessions, settings)
     desired = DesiredState(settings, sessions, signer)
-    monitor = DriftMonitor(sessions, settings)
-    rollout_engine = RolloutEngine(sessions, desired, interval=settings.rollout_interval, before_read=ingest.flush)
+    this = replicas.replica(settings, sessions, desired, ingest)
+    leading = this.leadership.is_leader
+    monitor = DriftMonitor(sessions, settings, leading=leading)
+    rollout_engine = RolloutEngine(sessions, desired, interval=settings.rollout_interval, before_read=ingest.flush,
+                                   leading=leading)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         began = time.perf_counter()
+        await run_in_threadpool(this.start_listening)
         devices = await run_in_threadpool(ingest.preload)
         await run_in_threadpool(desired.preload)
         log.info("loaded %d devices' tokens and desired state in %.2f s", devices, time.perf_counter() - began)
+        await run_in_threadpool(this.leadership.start)
         ingest.start()
         monitor.start()
         rollout_engine.start()
@@ -73,6 +82,7 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
         finally:
             rollout_engine.stop()
             monitor.stop()
+            this.stop()
             ingest.stop()  # writes the last pending heartbeats
 
     app = FastAPI(title="jetfleet control plane", version=jetfleet.__version__, lifespan=lifespan,
@@ -81,11 +91,13 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     registry = CollectorRegistry()
     registry.register(FleetCollector(sessions, before_read=ingest.flush))
     registry.register(DriftCollector(monitor))
+    registry.register(LeaderCollector(this.leadership))
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.ingest = ingest
     app.state.desired = desired
     app.state.rollouts = rollout_engine
+    app.state.replica = this
     app.state.artifacts = ArtifactStore(settings.artifacts_dir, settings.uploads_dir, settings.max_upload_bytes)
     app.state.counters = BackendCounters(registry)
     app.state.manifest_public_key = signer.current.public_b64 if signer else None
@@ -93,6 +105,11 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/api/v1/status", tags=["health"], response_model=ReplicaStatus, dependencies=[Depends(require_read)])
+    def replica_status() -> ReplicaStatus:
+        """Which control-plane replica answered and whether it leads (docs/ha.md)."""
+        return this.status()
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     def metrics() -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ import typer
 from jetfleet.backend.settings import DEFAULT_DATA_DIR, DEFAULT_DATABASE_URL, DEFAULT_SIGNING_KEY_NAME
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from jetfleet.backend.settings import BackendSettings
     from jetfleet.backend.signing import Signer
 
@@ -55,6 +58,10 @@ def serve(
     webhook_secret: str | None = typer.Option(None, "--webhook-secret", envvar="JETFLEET_WEBHOOK_SECRET",
                                               help="Sign webhook bodies (HMAC-SHA256, X-Jetfleet-Signature)."),
     rollout_interval: float = typer.Option(1.0, help="Seconds between two passes of the rollout loop."),
+    replica_name: str | None = typer.Option(None, "--replica-name", envvar="JETFLEET_REPLICA_NAME",
+                                            help="This replica's name in logs, /api/v1/status and the leader gauge "
+                                                 "(default HOST:PORT). On PostgreSQL any number of replicas may "
+                                                 "share the database (docs/ha.md)."),
     tls_cert: Path | None = typer.Option(None, "--tls-cert", envvar="JETFLEET_TLS_CERT",
                                          help="Serve HTTPS with this certificate (PEM, chain included)."),
     tls_key: Path | None = typer.Option(None, "--tls-key", envvar="JETFLEET_TLS_KEY",
@@ -78,12 +85,13 @@ def serve(
                                drift_windows=drift_windows, drift_min_windows=drift_min_windows,
                                drift_alpha=drift_alpha, drift_reference_rows=drift_reference_rows,
                                drift_webhook=drift_webhook, webhook_secret=webhook_secret,
-                               rollout_interval=rollout_interval)
+                               rollout_interval=rollout_interval,
+                               replica_name=replica_name or f"{socket.gethostname()}:{port}")
     tls = _tls_files(tls_cert, tls_key)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signer = _signer(settings)
     engine = create_db_engine(settings.database_url)
     migrate(engine)
+    signer = _shared_signer(settings, engine) if settings.shared_database else _signer(settings)
     app = create_app(settings, engine, signer=signer)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log,
                 timeout_graceful_shutdown=5, ssl_certfile=tls[0], ssl_keyfile=tls[1])
@@ -109,6 +117,19 @@ def _tls_files(cert: Path | None, key: Path | None) -> tuple[str | None, str | N
         raise ConfigError(f"{cert} and {key} do not load as a PEM certificate and its private key ({exc})",
                           key="--tls-cert") from exc
     return str(cert), str(key)
+
+
+def _shared_signer(settings: BackendSettings, engine: Engine) -> Signer:
+    """The signer of a replica sharing its database: the same data dir and key as the other replicas, or a refusal."""
+    from jetfleet.backend.replica_checks import claim_data_dir, claim_signing_key, refuse_missing_key
+
+    claim_data_dir(engine, settings.data_dir)
+    refuse_missing_key(engine, settings.signing_key_path)
+    signer = _signer(settings)
+    claim_signing_key(engine, signer)
+    log.info("replica %s: the replicas sharing this database sign with key %s", settings.replica_name,
+             signer.current.key_id)
+    return signer
 
 
 def _signer(settings: BackendSettings) -> Signer:

@@ -1,8 +1,9 @@
 """What the control plane wants a device to run, answered to each heartbeat (with its ETag).
 
 The heartbeat path must stay well under a millisecond, so each device's desired models and its signed
-manifest are cached in memory. A cache miss (first heartbeat after a start, or after an admin change
-dropped the entry) reads the database once in a worker thread. Entries are re-signed (same serial,
+manifest are cached in memory. A cache miss (first heartbeat after a start, or after an admin change on
+this replica or, through :mod:`jetfleet.backend.cache_listener`, on another one dropped the entry) reads the
+database once in a worker thread. Entries are re-signed (same serial,
 new expiry) at half of the manifest lifetime, and re-signed with another key when the device's
 reported trusted keys call for it (key rotation).
 """

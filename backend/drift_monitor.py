@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -33,6 +33,7 @@ from jetfleet.errors import TemporaryError
 
 log = logging.getLogger("jetfleet.backend.drift")
 SIGNATURE_HEADER = "X-Jetfleet-Signature"
+STANDBY_POLL_S = 1.0  # a standby replica checks this often whether it leads now
 DELIVERY_ATTEMPTS = 5  # per round; a delivery still failing waits for the next round (drift_interval)
 
 
@@ -41,9 +42,13 @@ class DeliveryFailed(TemporaryError):
 
 
 class DriftMonitor:
-    def __init__(self, sessions: sessionmaker[Session], settings: BackendSettings) -> None:
+    """Evaluation, retention and webhook threads; with several replicas they work only on the leader."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: BackendSettings,
+                 leading: Callable[[], bool] = lambda: True) -> None:
         self._sessions = sessions
         self._settings = settings
+        self._leading = leading
         self._reports: dict[tuple[str, int], DriftReport] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -75,11 +80,19 @@ class DriftMonitor:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if not self._leading():
+                self._reports_clear()
+                self._stop.wait(STANDBY_POLL_S)  # a standby replica: take over within a second of leading
+                continue
             try:
                 self.run_once()
             except Exception:  # keep monitoring; the next round retries
                 log.exception("drift evaluation failed")
             self._stop.wait(self._settings.drift_interval)
+
+    def _reports_clear(self) -> None:
+        with self._lock:
+            self._reports.clear()  # a standby exports no drift scores (the leader's are current)
 
     def run_once(self) -> None:
         now = datetime.now(timezone.utc)
@@ -130,6 +143,9 @@ class DriftMonitor:
     def _send_loop(self) -> None:
         with httpx.Client(timeout=10.0) as client:
             while not self._stop.is_set():
+                if not self._leading():
+                    self._stop.wait(STANDBY_POLL_S)
+                    continue
                 try:
                     self.send_pending(client)
                 except Exception:

@@ -2,10 +2,15 @@
 
 A heartbeat must cost well under a millisecond of server CPU to reach thousands per second on a small
 machine. So every device's token hash is held in memory (loaded in bulk at start, kept current by this
-process's own registrations and admin changes: one control-plane process owns a database), and heartbeats
-are coalesced per device and written in one batched UPDATE every ``flush_interval`` seconds (and before
-any admin read, so reads see their own writes). A crash loses at most one flush interval of liveness data,
-never a registration.
+process's own registrations and admin changes, and by the other replicas' through
+:mod:`jetfleet.backend.cache_listener`), and heartbeats are coalesced per device and written in one batched
+UPDATE every ``flush_interval`` seconds (and before any admin read, so reads see their own writes). A crash
+loses at most one flush interval of liveness data, never a registration.
+
+Several replicas may write the same device (its heartbeats alternate between them behind a balancer): the
+UPDATE keeps the row's newest heartbeat, never replacing it with an older one that a slower flush carries
+(last_heartbeat_at, offline_after and the reported state move forward only; the count adds up). Batches
+are written in device-id order, so two replicas' flushes cannot deadlock on each other's rows.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ColumnElement, String, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from jetfleet.backend.auth import hash_token
@@ -87,9 +93,17 @@ class HeartbeatIngest:
 
     def invalidate(self, device_id: str) -> None:
         """Forget the device's token (after a committed change); the next heartbeat reads it again."""
+        self.forget([device_id])
+
+    def forget(self, device_ids: Iterable[str] | None) -> None:
+        """Forget these devices' tokens (all when None: a replica's listener resyncs)."""
         with self._lock:
             self._auth_epoch += 1
-            self._auth.pop(device_id, None)
+            if device_ids is None:
+                self._auth.clear()
+            else:
+                for device_id in device_ids:
+                    self._auth.pop(device_id, None)
 
     @staticmethod
     def check_token(device_id: str, auth: DeviceAuth, token: str | None) -> None:
@@ -124,14 +138,29 @@ class HeartbeatIngest:
         """Write every pending heartbeat in one transaction; returns how many devices were updated."""
         with self._flush_lock:
             with self._lock:
-                batch, self._pending = list(self._pending.values()), {}
+                batch, self._pending = [self._pending[key] for key in sorted(self._pending)], {}
             if not batch:
                 return 0
             for values in batch:
                 values.setdefault("agent_version", None)
-            with self._sessions.begin() as session:
-                session.connection().execute(_UPDATE_HEARTBEAT, batch)
+            try:
+                with self._sessions.begin() as session:
+                    session.connection().execute(_UPDATE_HEARTBEAT, batch)
+            except Exception:
+                self._requeue(batch)
+                raise
             return len(batch)
+
+    def _requeue(self, batch: list[dict[str, Any]]) -> None:
+        """Keep a failed batch for the next flush (a newer heartbeat of the same device wins, counts add up)."""
+        with self._lock:
+            for values in batch:
+                newer = self._pending.get(values["b_id"])
+                if newer is None:
+                    self._pending[values["b_id"]] = values
+                else:
+                    newer["beats"] += values["beats"]
+                    newer.setdefault("agent_version", values.get("agent_version"))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="heartbeat-flush", daemon=True)
@@ -165,18 +194,31 @@ def _resolve_wildcard(service: dict[str, Any], peer_host: str | None) -> dict[st
     return service
 
 
+# True when the batched heartbeat is newer than the row's (another replica may have written a newer one).
+_NEWER = or_(Device.last_heartbeat_at.is_(None),
+             Device.last_heartbeat_at < bindparam("last_heartbeat_at", type_=Device.last_heartbeat_at.type))
+
+
+def _newest(column: Any, value: Any) -> ColumnElement[Any]:
+    """``value`` when the batched heartbeat is the newer one, else the row keeps ``column``."""
+    if isinstance(value, str):
+        value = bindparam(value, type_=column.type)
+    return case((_NEWER, value), else_=column)
+
+
 _UPDATE_HEARTBEAT = (
     update(Device)
     .where(Device.device_id == bindparam("b_id"))
     .values(
-        last_heartbeat_at=bindparam("last_heartbeat_at"),
-        offline_after=bindparam("offline_after"),
-        last_metrics=bindparam("last_metrics"),
-        models=bindparam("models"),
-        services=bindparam("services"),
-        manifest_keys=bindparam("manifest_keys"),
-        outbox=bindparam("outbox"),
-        agent_version=func.coalesce(bindparam("agent_version"), Device.agent_version),
+        last_heartbeat_at=_newest(Device.last_heartbeat_at, "last_heartbeat_at"),
+        offline_after=_newest(Device.offline_after, "offline_after"),
+        last_metrics=_newest(Device.last_metrics, "last_metrics"),
+        models=_newest(Device.models, "models"),
+        services=_newest(Device.services, "services"),
+        manifest_keys=_newest(Device.manifest_keys, "manifest_keys"),
+        outbox=_newest(Device.outbox, "outbox"),
+        agent_version=_newest(Device.agent_version, func.coalesce(bindparam("agent_version", type_=String(64)),
+                                                                  Device.agent_version)),
         heartbeats_received=Device.heartbeats_received + bindparam("beats"),
     )
 )

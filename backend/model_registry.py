@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from jetfleet.backend import invalidation
 from jetfleet.backend.artifacts import InvalidField
 from jetfleet.backend.model_schemas import DeploymentRecord, ModelDetail, ModelSummary, VersionRecord
 from jetfleet.backend.models import Deployment, Device, ManifestSerial, ModelTag, ModelVersion
@@ -147,6 +148,7 @@ def bump_serials(session: Session, device_ids: Iterable[str]) -> None:
     ids = sorted(set(device_ids))
     if not ids:
         return
+    invalidation.mark(session, desired=ids)  # the other replicas drop their cached desired state at commit
     floor = _time_serial(datetime.now(timezone.utc)) + SERIAL_MARGIN_MS
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(insert(ManifestSerial).on_conflict_do_nothing(index_elements=["device_id"]),

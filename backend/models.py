@@ -122,3 +122,13 @@ class RolloutRow(Base):
     doc: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class ControlPlaneValue(Base):
+    """Facts every control-plane replica of the database must agree on (e.g. the manifest signing key id)."""
+
+    __tablename__ = "control_plane"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[datetime]

@@ -8,6 +8,8 @@ every device of the rollout swaps back to the old version (the blue/green swap o
 The loop (:class:`RolloutEngine`, a thread) reads the devices' last heartbeats from the database every
 ``interval`` seconds, advances each rollout (:func:`rollout_machine.advance`), writes it back and
 applies the pins; all state is in the database, so a restarted control plane continues where it was.
+With several replicas only the leader's loop runs (``leading``, :mod:`jetfleet.backend.leadership`);
+admin actions run on any replica, on rows locked against the loop's writes.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def create(session: Session, *, name: str, tag: str, version: int, waves: str, m
         parse_gate(gate)
     sizes = parse_waves(waves)
     model_registry.get_version(session, name, version)
-    tag_row = session.get(ModelTag, (name, tag))
+    tag_row = session.get(ModelTag, (name, tag), with_for_update=True)  # one create at a time, on any replica
     if tag_row is None:
         raise NotFoundError(f"tag: model '{name}' has no tag '{tag}'; point it at a version first "
                             f"(jetfleet models tag {name}:{tag} VERSION)")
@@ -108,7 +110,9 @@ def save(session: Session, row: RolloutRow, rollout: Rollout, now: datetime) -> 
 
 
 def load(session: Session, rollout_id: int) -> tuple[RolloutRow, Rollout]:
-    row = session.get(RolloutRow, rollout_id)
+    """The rollout, its row locked until the transaction ends (the leader's loop and any replica's admin
+    action never overwrite each other's write)."""
+    row = session.get(RolloutRow, rollout_id, with_for_update=True)
     if row is None:
         raise NotFoundError(f"unknown rollout {rollout_id} (list them: jetfleet rollouts ls)")
     return row, Rollout.model_validate(row.doc)
@@ -143,8 +147,9 @@ class RolloutEngine:
     """The control-plane loop driving every unfinished rollout (one thread; admin actions share its lock)."""
 
     def __init__(self, sessions: sessionmaker[Session], desired: DesiredState, *, interval: float = 1.0,
-                 before_read: Callable[[], object] = lambda: None) -> None:
+                 before_read: Callable[[], object] = lambda: None, leading: Callable[[], bool] = lambda: True) -> None:
         self._sessions = sessions
+        self._leading = leading
         self._desired = desired
         self._interval = interval
         self._before_read = before_read
@@ -160,7 +165,8 @@ class RolloutEngine:
         with self.lock, self._sessions.begin() as session:
             rows = list(session.scalars(select(RolloutRow).where(
                 RolloutRow.state.in_(ACTIVE) | ((RolloutRow.state == "aborted") &
-                                                (RolloutRow.updated_at > now - REVERT_TRACKING)))))
+                                                (RolloutRow.updated_at > now - REVERT_TRACKING)))
+                .order_by(RolloutRow.id).with_for_update()))
             looked = 0
             for row in rows:
                 current = Rollout.model_validate(row.doc)
@@ -199,6 +205,8 @@ class RolloutEngine:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
+            if not self._leading():
+                continue  # a standby replica: the leader drives the rollouts
             try:
                 self.tick()
             except Exception:  # keep driving; the next tick retries from the database

@@ -37,6 +37,14 @@ class BackendSettings:
     drift_webhook: str | None = None  # retrain hook: POST a drift report on each state change
     webhook_secret: str | None = None  # HMAC-SHA256 key of the X-Jetfleet-Signature header
     rollout_interval: float = 1.0  # seconds between two passes of the rollout loop
+    # Replicas (docs/ha.md): on PostgreSQL any number of replicas may share the database.
+    replica_name: str = "control-plane"  # this replica in logs, /api/v1/status and the leader gauge
+    leader_check_interval: float = 1.0  # seconds between two tries (standby) or checks (leader) of the lease
+
+    @property
+    def shared_database(self) -> bool:
+        """PostgreSQL: replicas may share it (cache invalidation by NOTIFY, a leader lease). SQLite: one process."""
+        return self.database_url.startswith("postgresql")
 
     @property
     def signing_key_path(self) -> Path:
@@ -65,6 +73,10 @@ class BackendSettings:
             raise ConfigError("must be at least 1", key="offline_after_missed")
         if not 0 < self.rollout_interval <= 60:
             raise ConfigError("must be above 0 and at most 60 seconds", key="rollout_interval")
+        if not 0 < self.leader_check_interval <= 30:
+            raise ConfigError("must be above 0 and at most 30 seconds", key="leader_check_interval")
+        if not self.replica_name or len(self.replica_name) > 64:
+            raise ConfigError("must be 1 to 64 characters", key="replica_name")
         if self.manifest_ttl < MIN_MANIFEST_TTL:
             raise ConfigError(f"must be at least {MIN_MANIFEST_TTL:g} seconds", key="manifest_ttl")
         self._check_drift()

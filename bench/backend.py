@@ -3,6 +3,11 @@
 The load generator uses aiohttp (a Python httpx client costs more CPU per request than the server does,
 and would measure itself). The server's CPU seconds per heartbeat are reported too: unlike requests per
 second, that figure does not depend on what else the machine is doing.
+
+``replicas`` > 1 starts that many control-plane replicas on one PostgreSQL database (and one data dir) and
+splits the simulated devices between them, device i talking to replica i mod N, for registration and
+heartbeats alike; no balancer sits in between (it would cost CPU of its own on the same cores). The CPU
+and RSS figures are then the replicas' sums.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ SAMPLE_MODELS = [{"name": "yolov8n", "serving_version": 3, "last_known_good": 3,
 @dataclass(frozen=True)
 class BenchResult:
     database: str
+    replicas: int
     devices: int
     concurrency: int
     registrations_per_s: float
@@ -57,25 +63,28 @@ def heartbeat_body() -> bytes:
     return json.dumps({"metrics": SAMPLE_METRICS, "models": SAMPLE_MODELS, "agent_version": "0.1.0"}).encode()
 
 
-async def _register(url: str, devices: int, concurrency: int) -> list[str]:
+async def _register(urls: str | list[str], devices: int, concurrency: int) -> list[str]:
+    """Register ``devices`` simulated devices, device i with ``urls[i % len(urls)]``; returns 'url\\nid\\ntoken'."""
     import aiohttp
 
+    urls = [urls] if isinstance(urls, str) else urls
     hardware = {"platform": "jetson", "arch": "aarch64", "module": "AGX Orin 32GB", "l4t": "36.4.4"}
     prefix = secrets.token_hex(3)
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(session: aiohttp.ClientSession, i: int) -> str:
         body = {"device_id": f"bench-{prefix}-{i}", "device_name": f"bench-{i}", "hardware": hardware}
+        url = urls[i % len(urls)]
         async with semaphore, session.post(f"{url}/api/v1/edge-devices/register", json=body) as response:
             if response.status != 201:
                 raise PermanentError(f"registration failed: {response.status} {await response.text()}")
-            return f"bench-{prefix}-{i}\n{(await response.json())['device_token']}"
+            return f"{url}\nbench-{prefix}-{i}\n{(await response.json())['device_token']}"
 
     async with aiohttp.ClientSession() as session:
         return await asyncio.gather(*(one(session, i) for i in range(devices)))
 
 
-async def _heartbeat_load(url: str, creds: list[str], concurrency: int, duration: float) -> tuple[list[float], int]:
+async def _heartbeat_load(creds: list[str], concurrency: int, duration: float) -> tuple[list[float], int]:
     import aiohttp
 
     body = heartbeat_body()
@@ -87,7 +96,7 @@ async def _heartbeat_load(url: str, creds: list[str], concurrency: int, duration
         nonlocal errors
         index = start
         while time.perf_counter() < deadline:
-            device_id, token = creds[index % len(creds)].split("\n")
+            url, device_id, token = creds[index % len(creds)].split("\n")
             index += concurrency
             began = time.perf_counter()
             async with session.post(f"{url}/api/v1/edge-devices/{device_id}/heartbeat", data=body,
@@ -106,24 +115,24 @@ async def _heartbeat_load(url: str, creds: list[str], concurrency: int, duration
 
 
 def run_bench(*, devices: int, duration: float, concurrency: int, database_url: str | None,
-              backend_url: str | None, restart: bool = False) -> BenchResult:
-    if restart and backend_url:
-        raise PermanentError("--restart needs a control plane the bench starts itself (drop --backend-url)")
-    with _backend(database_url, backend_url) as (url, server):
+              backend_url: str | None, restart: bool = False, replicas: int = 1) -> BenchResult:
+    _check_options(database_url, backend_url, restart, replicas)
+    with _backends(database_url, backend_url, replicas) as (urls, servers):
         began = time.perf_counter()
-        creds = asyncio.run(_register(url, devices, min(concurrency, 64)))
+        creds = asyncio.run(_register(urls, devices, min(concurrency, 64)))
         registrations_per_s = devices / (time.perf_counter() - began)
-        startup_s = server.restart() if restart and server else None
-        cpu_before = server.cpu_seconds() if server else 0.0
+        startup_s = servers[0].restart() if restart and servers else None
+        cpu_before = sum(server.cpu_seconds() for server in servers)
         began = time.perf_counter()
-        latencies, errors = asyncio.run(_heartbeat_load(url, creds, concurrency, duration))
+        latencies, errors = asyncio.run(_heartbeat_load(creds, concurrency, duration))
         elapsed = time.perf_counter() - began
-        cpu_used = server.cpu_seconds() - cpu_before if server else None
-        rss_mb = server.rss_mb() if server else None
+        cpu_used = sum(server.cpu_seconds() for server in servers) - cpu_before if servers else None
+        rss_mb = sum(server.rss_mb() for server in servers) if servers else None
     latencies.sort()
     count = len(latencies)
     return BenchResult(
-        database=_database_kind(database_url, backend_url), devices=devices, concurrency=concurrency,
+        database=_database_kind(database_url, backend_url), replicas=replicas, devices=devices,
+        concurrency=concurrency,
         registrations_per_s=round(registrations_per_s, 1),
         restart_to_healthy_s=round(startup_s, 2) if startup_s is not None else None,
         duration_s=round(elapsed, 2), heartbeats=count, errors=errors,
@@ -142,13 +151,26 @@ def _database_kind(database_url: str | None, backend_url: str | None) -> str:
     return "postgresql" if database_url and database_url.startswith("postgresql") else "sqlite"
 
 
+def _check_options(database_url: str | None, backend_url: str | None, restart: bool, replicas: int) -> None:
+    if restart and backend_url:
+        raise PermanentError("--restart needs a control plane the bench starts itself (drop --backend-url)")
+    if replicas > 1 and (backend_url or restart):
+        raise PermanentError("--replicas starts the replicas itself: drop --backend-url and --restart")
+    if replicas > 1 and not (database_url or "").startswith("postgresql"):
+        raise PermanentError("--replicas needs --database-url postgresql+psycopg://... (replicas share PostgreSQL)")
+
+
 @contextmanager
-def _backend(database_url: str | None, backend_url: str | None) -> Iterator[tuple[str, LocalBackend | None]]:
+def _backends(database_url: str | None, backend_url: str | None, replicas: int
+              ) -> Iterator[tuple[list[str], list[LocalBackend]]]:
     if backend_url:
-        yield backend_url.rstrip("/"), None
+        yield [backend_url.rstrip("/")], []
         return
-    with local_backend(database_url) as (url, server):
-        yield url, server
+    with ExitStack() as stack:
+        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="jetfleet-bench-data-")))
+        started = [stack.enter_context(local_backend(database_url, ("--replica-name", f"bench-{i}"), data_dir))
+                   for i in range(replicas)]
+        yield [url for url, _ in started], [server for _, server in started]
 
 
 class LocalBackend:
@@ -188,16 +210,17 @@ class LocalBackend:
 
 
 @contextmanager
-def local_backend(database_url: str | None = None, extra_args: tuple[str, ...] = ()
+def local_backend(database_url: str | None = None, extra_args: tuple[str, ...] = (), data_dir: Path | None = None,
                   ) -> Iterator[tuple[str, LocalBackend]]:
-    """A control plane subprocess on a free loopback port (fresh SQLite unless ``database_url``)."""
+    """A control plane subprocess on a free loopback port (fresh SQLite unless ``database_url``; a data dir of
+    its own unless ``data_dir``, which replicas of one database share)."""
     with tempfile.TemporaryDirectory(prefix="jetfleet-bench-") as tmp:
         url_db = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         port = free_port()
         token = secrets.token_urlsafe(16)
         argv = jetfleet_argv("backend", "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", url_db,
                              "--admin-token", token, "--log-level", "warning",
-                             "--data-dir", str(Path(tmp) / "data"), *extra_args)
+                             "--data-dir", str(data_dir or Path(tmp) / "data"), *extra_args)
         server = LocalBackend(argv, f"http://127.0.0.1:{port}", Path(tmp) / "backend.log")
         server.admin_token = token
         try:

@@ -37,6 +37,9 @@ def bench_backend(
     backend_url: str | None = typer.Option(None, help="Load an already running control plane instead."),
     restart: bool = typer.Option(False, "--restart",
                                  help="Restart the control plane after registering (measures the cold start)."),
+    replicas: int = typer.Option(1, "--replicas", min=1, max=8,
+                                 help="Control-plane replicas on the one PostgreSQL database (--database-url); the "
+                                      "devices are split between them, device i on replica i mod N."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Heartbeats/s and latency of the control plane under simulated devices."""
@@ -44,7 +47,7 @@ def bench_backend(
     from jetfleet.bench.output import print_result
 
     result = run_bench(devices=devices, duration=duration, concurrency=concurrency, database_url=database_url,
-                       backend_url=backend_url, restart=restart)
+                       backend_url=backend_url, restart=restart, replicas=replicas)
     print_result("jetfleet bench backend", result_dict(result), as_json=as_json)
 
 

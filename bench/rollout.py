@@ -81,7 +81,7 @@ def run_rollout_bench(*, devices: int, waves: str, concurrency: int, idle_second
 
     with local_backend(extra_args=("--rollout-interval", str(rollout_interval))) as (url, server), \
             AdminClient(url, server.admin_token) as admin:
-        creds = [tuple(c.split("\n")) for c in asyncio.run(_register(url, devices, min(concurrency, 64)))]
+        creds = [tuple(c.split("\n")[1:]) for c in asyncio.run(_register(url, devices, min(concurrency, 64)))]
         fleet = Fleet(creds=creds)  # type: ignore[arg-type]
         _push_two_versions(admin)
         admin.deploy(MODEL, "prod", [], all_devices=True)

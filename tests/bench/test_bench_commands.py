@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 
+from tests.support.postgres import PostgresServer, create_database
 from tests.support.processes import jetfleet_cmd, subprocess_env
 
 
@@ -79,3 +81,14 @@ def test_bench_drift_evaluates_a_fleet_of_sketches() -> None:
     result = _bench("drift", "--devices", "3", "--features", "4", "--rows", "50")
     assert result["sketches"] == 12 and result["drift"] is False
     assert isinstance(result["evaluate_s"], float)
+
+
+def test_bench_backend_splits_the_devices_between_replicas_on_postgres(postgres: PostgresServer) -> None:
+    url = create_database(postgres, f"jf_{uuid.uuid4().hex[:8]}")
+    result = _bench("backend", "--devices", "20", "--duration", "1", "--concurrency", "4", "--replicas", "2",
+                    "--database-url", url)
+    assert result["database"] == "postgresql" and result["replicas"] == 2 and result["errors"] == 0
+    assert isinstance(result["heartbeats"], int) and result["heartbeats"] > 0
+    done = subprocess.run(jetfleet_cmd("bench", "backend", "--replicas", "2"), capture_output=True, text=True,
+                          timeout=60, env=subprocess_env())
+    assert done.returncode == 2 and "--replicas needs --database-url postgresql" in done.stderr

@@ -212,6 +212,13 @@ LISTED: dict[str, str] = {
     '--tls-cert /etc/jetfleet/tls/cp.pem --tls-key /etc/jetfleet/tls/cp.key':
         "needs a certificate for the host; tests/backend/test_tls.py serves HTTPS "
                                           "with a CA and certificate it makes",
+    "jetfleet backend serve --host 0.0.0.0 --port 8000 --database-url "
+    "postgresql+psycopg://jetfleet:PASS@db/jetfleet --admin-token \"$ADMIN_TOKEN\" --data-dir /mnt/jetfleet-shared "
+    "--replica-name cp-1": "needs a PostgreSQL host and a shared volume; tests/ha/test_replicas.py starts two "
+                           "replicas with these flags on a local PostgreSQL and one data dir",
+    "jetfleet backend serve --host 0.0.0.0 --port 8000 --database-url "
+    "postgresql+psycopg://jetfleet:PASS@db/jetfleet --admin-token \"$ADMIN_TOKEN\" --data-dir /mnt/jetfleet-shared "
+    "--replica-name cp-2": "the second replica of the example above (tests/ha/test_replicas.py)",
     "docker run --network host jetfleet/voice:local --robot none --node-name node-1":
         f"needs the voice image (see above); {_COVERED} tests/voice/test_image.py",
 }
