@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ class Node:
     """One agent process with its own state, models dir, router port and model port range."""
 
     def __init__(self, root: Path, backend_url: str, name: str, *, env: dict[str, str] | None = None,
-                 **overrides: Any) -> None:
+                 wrap: Callable[[list[str]], list[str]] = list, **overrides: Any) -> None:
         self.name = name
         self.dir = root / name
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -36,6 +37,7 @@ class Node:
             "ota_disk_headroom_bytes": 0, **overrides,
         }
         self.env = env or {}
+        self.wrap = wrap  # e.g. into a network namespace
         self.process: ManagedProcess | None = None
         self._previous: list[ManagedProcess] = []  # killed ones: their process groups are cleaned up in stop()
         self._starts = 0
@@ -53,7 +55,8 @@ class Node:
             self._previous.append(self.process)
         self._starts += 1
         (self.dir / "config.json").write_text(json.dumps(self.config))
-        self.process = ManagedProcess(jetfleet_cmd("agent", "run", "--config", str(self.dir / "config.json")),
+        argv = self.wrap(jetfleet_cmd("agent", "run", "--config", str(self.dir / "config.json")))
+        self.process = ManagedProcess(argv,
                                       self.dir / f"stdout-{self._starts}.log", env=subprocess_env(**self.env))
         return self
 

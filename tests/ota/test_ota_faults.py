@@ -11,15 +11,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 
 from jetfleet.backend.signing import load_key
 from jetfleet.manifest import ManifestPayload, sign_payload
-from tests.backend.registry_helpers import dense_model, push
+from tests.backend.registry_helpers import dense_model, golden_pair, push
 from tests.conftest import unique_id
 from tests.ota.nodes import Node, deploy, model_state, move_tag, wait_registered, wait_state
 from tests.ota.proxy import BackendProxy, backend_proxy
+from tests.ota.test_ota_process import infer
 from tests.support.backend import BackendProcess, backend_server
 from tests.support.processes import wait_until
 
@@ -235,3 +237,36 @@ def test_a_newer_version_supersedes_a_download_in_flight(ota_backend: BackendPro
         assert "superseded" in node.log()
     finally:
         node.stop()
+
+
+def test_kill9_in_the_health_check_keeps_the_old_version_and_finishes_the_swap(
+        ota_backend: BackendProcess, proxy: BackendProxy, tmp_path: Path) -> None:
+    model = unique_id("dense")
+    push(ota_backend, model, dense_model(tmp_path / "v1.onnx", seed=1), tag="prod")
+    node = node_via(proxy, ota_backend, tmp_path)
+    try:
+        deploy(ota_backend, model, "prod", node.name)
+        wait_state(ota_backend, model, node.name, version=1, state="committed")
+        # v2 warms up and answers its golden check slowly (a 4096 x 4096 product per request, about a second
+        # each): its health check lasts long enough to kill the agent in the middle of it
+        push(ota_backend, model, dense_model(tmp_path / "v2.onnx", seed=2, slow_size=4096),
+             golden=golden_pair(tmp_path / "golden", seed=2))
+        move_tag(ota_backend, model, "prod", 2)
+        wait_until(lambda: record_state(node, model) == "health_check", 120, interval=0.05,
+                   what="version 2 in its health check")
+        node.kill9()
+        # the agent is gone, its node router and version 1 are not: requests are still answered, by version 1
+        assert infer(node.endpoint, model, np.ones((1, 4), dtype=np.float32))[0] == "1"
+        node.start()
+        wait_state(ota_backend, model, node.name, version=2, state="committed", timeout=180)
+        wait_until(lambda: len(server_pids(node, model)) == 1, 60, what="one model server left (the committed one)")
+        assert versions_on_disk(node, model) >= {"2"} and ready(node, model)
+    finally:
+        node.stop()
+    assert server_pids(node, model) == []  # nothing of the killed agent's candidate is left running
+
+
+def server_pids(node: Node, model: str) -> list[int]:
+    return [int(process.pid) for process in psutil.process_iter(["cmdline"])
+            if "serve-model" in (cmdline := process.info["cmdline"] or []) and model in cmdline
+            and str(node.models_dir) in " ".join(cmdline)]

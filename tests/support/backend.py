@@ -15,19 +15,20 @@ ADMIN_TOKEN = "test-admin-token"
 
 class BackendProcess:
     def __init__(self, workdir: Path, database_url: str, extra_args: Sequence[str] = (),
-                 admin_token: str = ADMIN_TOKEN) -> None:
+                 admin_token: str = ADMIN_TOKEN, host: str = "127.0.0.1") -> None:
         self.workdir = workdir
+        self.host = host
         self.database_url = database_url
         self.extra_args = list(extra_args)
         self.admin_token = admin_token
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.process: ManagedProcess | None = None
         self._starts = 0
 
     def start(self, timeout: float = 30.0) -> None:
         self._starts += 1
-        argv = jetfleet_cmd("backend", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        argv = jetfleet_cmd("backend", "serve", "--host", self.host, "--port", str(self.port),
                             "--database-url", self.database_url, "--admin-token", self.admin_token,
                             *self.extra_args)
         self.process = ManagedProcess(argv, self.workdir / f"backend-{self.port}-{self._starts}.log",
@@ -58,10 +59,10 @@ class BackendProcess:
 
 @contextmanager
 def backend_server(workdir: Path, database_url: str | None = None, extra_args: Sequence[str] = (),
-                   admin_token: str = ADMIN_TOKEN) -> Iterator[BackendProcess]:
+                   admin_token: str = ADMIN_TOKEN, host: str = "127.0.0.1") -> Iterator[BackendProcess]:
     workdir.mkdir(parents=True, exist_ok=True)
     url = database_url or f"sqlite:///{workdir / 'backend.db'}"
-    backend = BackendProcess(workdir, url, extra_args, admin_token)
+    backend = BackendProcess(workdir, url, extra_args, admin_token, host)
     backend.start()
     try:
         yield backend
