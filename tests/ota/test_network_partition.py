@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import unique_id
-from tests.jobs.test_jobs_e2e import create_job, exactly_once, serve_model, wait_results, write_rows
+from tests.jobs.test_jobs_e2e import create_job, exactly_once, serve_model, start_node, wait_results, write_rows
 from tests.ota.nodes import Node
 from tests.support.backend import backend_server
 from tests.support.netns import NodeNetwork, node_network
@@ -56,8 +56,7 @@ def outbox_inputs(node: Node) -> set[str]:
 
 def test_a_partitioned_node_keeps_serving_and_loses_no_result(tmp_path: Path) -> None:
     with node_network() as net, backend_server(tmp_path / "control-plane", host=net.host_ip) as backend:
-        node = Node(tmp_path, backend.url, unique_id("cut"), wrap=net.inside, jobs_interval=0.3,
-                    outbox_retry_max_seconds=1.0).start()
+        node = start_node(tmp_path, backend.url, wrap=net.inside)  # its metrics port is inside the namespace
         try:
             model = serve_model(backend, tmp_path, node)
             folder = tmp_path / "inputs"
