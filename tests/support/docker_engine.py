@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.support.processes import ManagedProcess, wait_until
-from tests.support.system import in_ci, require_binary
+from tests.support.system import require_binary, unavailable
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 MODEL_SERVER_TAG = "jetfleet/model-server:test"
@@ -75,12 +75,6 @@ def _unix_socket_accepts(path: str) -> bool:
     return True
 
 
-def _unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @contextmanager
 def docker_engine_session() -> Iterator[DockerEngine]:
     """The running engine, or a private dockerd for the duration of the block."""
@@ -90,7 +84,7 @@ def docker_engine_session() -> Iterator[DockerEngine]:
             yield DockerEngine(base_url, client, started_here=False)
             return
     if os.geteuid() != 0:
-        _unavailable("no Docker Engine answers and we are not root to start one")
+        unavailable("no Docker Engine answers and we are not root to start one")
     dockerd = require_binary("dockerd", ["docker.io"])
     run = Path(tempfile.mkdtemp(prefix="jfd", dir="/tmp"))  # short: unix socket paths are limited
     base_url = f"unix://{run}/docker.sock"

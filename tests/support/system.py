@@ -9,7 +9,7 @@ import importlib
 import os
 import shutil
 import subprocess
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -18,6 +18,13 @@ _apt_updated = False
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A part the test needs is missing here: skip with the reason, or fail in CI (where it must be)."""
+    if in_ci():
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def _apt_install(packages: list[str]) -> None:
@@ -35,10 +42,7 @@ def require_module(module: str, extra: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        reason = f"Python module '{module}' is not installed (pip install 'jetfleet[{extra}]'): {exc}"
-        if in_ci():
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"Python module '{module}' is not installed (pip install 'jetfleet[{extra}]'): {exc}")
 
 
 def require_binary(binary: str, apt_packages: list[str], *, search: list[str] | None = None) -> str:
@@ -61,14 +65,8 @@ def require_binary(binary: str, apt_packages: list[str], *, search: list[str] | 
         try:
             _apt_install(apt_packages)
         except subprocess.CalledProcessError as exc:
-            reason = f"could not apt-get install {apt_packages}: {exc.stderr!r}"
-            if in_ci():
-                pytest.fail(reason)
-            pytest.skip(reason)
+            unavailable(f"could not apt-get install {apt_packages}: {exc.stderr!r}")
         path = find()
         if path:
             return path
-    reason = f"'{binary}' is not installed (Debian packages {apt_packages}) and we are not root to install it"
-    if in_ci():
-        pytest.fail(reason)
-    pytest.skip(reason)
+    unavailable(f"'{binary}' is not installed (Debian packages {apt_packages}) and we are not root to install it")
