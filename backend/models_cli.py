@@ -110,16 +110,17 @@ def tag_version(ref: str = typer.Argument(..., metavar="NAME:TAG"), version: int
                                          help="Gates must hold this long after a wave committed (30s, 5m)."),
                 gate: list[str] = typer.Option([], "--gate", metavar="EXPR",
                                                help="e.g. 'error_ratio<0.01', 'p99_ms<50' (repeatable)."),
-                device_timeout: str = typer.Option("30m", "--device-timeout", metavar="DURATION",
-                                                   help="A device not committed this long after its wave started "
-                                                        "counts as failed (offline, stuck, locked)."),
+                device_timeout: str | None = typer.Option(None, "--device-timeout", metavar="DURATION",
+                                                          help="A device not committed this long after its wave "
+                                                               "started counts as failed (offline, stuck, locked); "
+                                                               "default 30m."),
                 selector: str | None = typer.Option(None, "--selector", metavar="SELECTOR",
                                                     help="With --rollout: only the followers whose labels match "
                                                          "(they stay pinned to VERSION; the tag does not move)."),
                 backend_url: BackendUrl = DEFAULT_BACKEND_URL, token: Token = "", ca_bundle: CaBundle = None) -> None:
     """Point NAME:TAG at VERSION; every device following the tag swaps to it (with --rollout: wave by wave)."""
     name, tag = split_ref(ref)
-    staging = gate or max_failures != "0" or soak != "0s" or device_timeout != "30m" or selector is not None
+    staging = gate or max_failures != "0" or soak != "0s" or device_timeout is not None or selector is not None
     if rollout is None and staging:
         raise ConfigError("--max-failures, --soak, --gate, --device-timeout and --selector need --rollout WAVES "
                           "(a plain tag move swaps every follower)", key="--rollout")

@@ -102,7 +102,7 @@ _action("abort", "Send every device of the rollout back to the version it served
 
 
 def start_rollout(client: AdminClient, *, name: str, tag: str, version: int, waves: str, max_failures: str,
-                  soak: str, gates: list[str], device_timeout: str, selector: str | None) -> dict[str, Any]:
+                  soak: str, gates: list[str], device_timeout: str | None, selector: str | None) -> dict[str, Any]:
     from jetfleet.backend.artifacts import InvalidField
     from jetfleet.backend.rollout_spec import parse_duration, parse_gate, parse_max_failures, parse_waves
     from jetfleet.selectors import parse_selector
@@ -112,11 +112,13 @@ def start_rollout(client: AdminClient, *, name: str, tag: str, version: int, wav
     for gate in gates:
         parse_gate(gate, field="--gate")
     soak_seconds = parse_duration(soak, field="--soak")
-    timeout_seconds = parse_duration(device_timeout, field="--device-timeout")
-    if timeout_seconds < 1:
-        raise InvalidField("--device-timeout", f"must be at least 1s, got '{device_timeout}'")
+    body: dict[str, Any] = {"model": name, "tag": tag, "version": version, "waves": waves,
+                            "max_failures": max_failures, "soak_seconds": soak_seconds, "gates": gates,
+                            "selector": selector}
+    if device_timeout is not None:  # else the control plane's default (30 minutes)
+        body["device_timeout_seconds"] = parse_duration(device_timeout, field="--device-timeout")
+        if body["device_timeout_seconds"] < 1:
+            raise InvalidField("--device-timeout", f"must be at least 1s, got '{device_timeout}'")
     if selector is not None:
         parse_selector(selector)  # a bad one fails here, naming the bad part
-    return client.start_rollout({"model": name, "tag": tag, "version": version, "waves": waves,
-                                 "max_failures": max_failures, "soak_seconds": soak_seconds, "gates": gates,
-                                 "device_timeout_seconds": timeout_seconds, "selector": selector})
+    return client.start_rollout(body)
