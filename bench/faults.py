@@ -32,6 +32,13 @@ FAULTS = (
     Fault("kill -9 of the agent in a swap's health check",
           "the old version keeps answering; restarted, the agent finishes the swap, no stray model server",
           "tests/ota/test_ota_faults.py::test_kill9_in_the_health_check_keeps_the_old_version_and_finishes_the_swap"),
+    Fault("kill -9 of the agent while activating (the candidate's server being forked)",
+          "the old version keeps answering; restarted, the agent adopts or drops the candidate, no stray server",
+          "tests/ota/test_ota_faults.py::test_kill9_while_activating_keeps_the_old_version_and_finishes_the_swap"),
+    Fault("kill -9 of the agent while a staged version waits on the update lock",
+          "still deferred after the restart, nothing downloaded again; switched once the lock is released",
+          "tests/ota/test_ota_faults.py::"
+          "test_kill9_while_staged_under_the_update_lock_waits_for_the_lock_without_downloading_again"),
     Fault("dead model server, restarted agent", "the model is served again, no manual step",
           "tests/ota/test_ota_faults.py::test_dead_model_server_and_restarted_agent_are_healed"),
     Fault("disk too small for the download", "state DISK_SPACE in models status; nothing downloaded",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import uuid
 
+from jetfleet.bench.faults import FAULTS, REPO
 from tests.support.postgres import PostgresServer, create_database
 from tests.support.processes import jetfleet_cmd, subprocess_env
 
@@ -92,3 +94,13 @@ def test_bench_backend_splits_the_devices_between_replicas_on_postgres(postgres:
     done = subprocess.run(jetfleet_cmd("bench", "backend", "--replicas", "2"), capture_output=True, text=True,
                           timeout=60, env=subprocess_env())
     assert done.returncode == 2 and "--replicas needs --database-url postgresql" in done.stderr
+
+
+def test_every_fault_of_the_matrix_names_a_test_that_exists() -> None:
+    tests = [fault.test for fault in FAULTS]
+    assert all(tests), "a fault without a covering test"
+    listed = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                             *tests], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    collected = {line.split("[")[0] for line in listed.stdout.splitlines() if "::" in line}
+    assert collected == set(tests)

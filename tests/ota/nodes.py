@@ -69,6 +69,11 @@ class Node:
         assert self.process is not None
         self.process.kill9()
 
+    def log_of_start(self, start: int) -> str:
+        """What the agent printed after its ``start``-th start (1 is the first)."""
+        path = self.dir / f"stdout-{start}.log"
+        return path.read_text(errors="replace") if path.is_file() else ""
+
     def log(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.dir.glob("stdout-*.log")))
 

@@ -17,6 +17,7 @@ import pytest
 
 from jetfleet.backend.signing import load_key
 from jetfleet.manifest import ManifestPayload, sign_payload
+from jetfleet.updatelock import hold
 from tests.backend.registry_helpers import dense_model, golden_pair, push
 from tests.conftest import unique_id
 from tests.ota.nodes import Node, deploy, model_state, move_tag, wait_registered, wait_state
@@ -261,6 +262,60 @@ def test_kill9_in_the_health_check_keeps_the_old_version_and_finishes_the_swap(
     finally:
         node.stop()
     assert server_pids(node, model) == []  # nothing of the killed agent's candidate is left running
+
+
+def test_kill9_while_activating_keeps_the_old_version_and_finishes_the_swap(
+        ota_backend: BackendProcess, proxy: BackendProxy, tmp_path: Path) -> None:
+    model = unique_id("dense")
+    push(ota_backend, model, dense_model(tmp_path / "v1.onnx", seed=1), tag="prod")
+    node = node_via(proxy, ota_backend, tmp_path)
+    try:
+        deploy(ota_backend, model, "prod", node.name)
+        wait_state(ota_backend, model, node.name, version=1, state="committed")
+        # "activating" lasts while the candidate's server starts and loads the model (about a second); the
+        # kill lands at its very start, around the fork of that server
+        push(ota_backend, model, dense_model(tmp_path / "v2.onnx", features=2048, outputs=2048, seed=2))
+        move_tag(ota_backend, model, "prod", 2)
+        wait_until(lambda: record_state(node, model) == "activating", 120, interval=0.01,
+                   what="version 2 activating")
+        node.kill9()
+        assert infer(node.endpoint, model, np.ones((1, 4), dtype=np.float32))[0] == "1"
+        node.start()
+        wait_state(ota_backend, model, node.name, version=2, state="committed", timeout=180)
+        wait_until(lambda: len(server_pids(node, model)) == 1, 60, what="one model server left (the committed one)")
+        assert infer(node.endpoint, model, np.ones((1, 2048), dtype=np.float32))[0] == "2"
+    finally:
+        node.stop()
+    assert server_pids(node, model) == []
+
+
+def test_kill9_while_staged_under_the_update_lock_waits_for_the_lock_without_downloading_again(
+        ota_backend: BackendProcess, proxy: BackendProxy, tmp_path: Path) -> None:
+    model = unique_id("dense")
+    push(ota_backend, model, dense_model(tmp_path / "v1.onnx", seed=1), tag="prod")
+    push(ota_backend, model, dense_model(tmp_path / "v2.onnx", seed=2))
+    node = node_via(proxy, ota_backend, tmp_path)
+    one = np.ones((1, 4), dtype=np.float32)
+    try:
+        deploy(ota_backend, model, "prod", node.name)
+        wait_state(ota_backend, model, node.name, version=1, state="committed")
+        with hold(node.dir / "state" / "update.lock"):
+            move_tag(ota_backend, model, "prod", 2)
+            wait_state(ota_backend, model, node.name, state="deferred", reason="LOCKED")
+            downloads = len(proxy.artifacts)
+            node.kill9()
+            node.start()
+            wait_until(lambda: "connected to control plane" in node.log_of_start(2), 60,
+                       what="the restarted agent connected")
+            assert infer(node.endpoint, model, one)[0] == "1" and record_state(node, model) == "deferred"
+        wait_state(ota_backend, model, node.name, version=2, state="committed", timeout=120)
+        assert infer(node.endpoint, model, one)[0] == "2"
+        assert len(proxy.artifacts) == downloads  # version 2 was switched to from disk, not fetched again
+        restarted = node.log_of_start(2)
+        # the restarted agent saw the lock held, and switched only once it was released
+        assert restarted.index("update lock") < restarted.index("traffic switched to version 2")
+    finally:
+        node.stop()
 
 
 def server_pids(node: Node, model: str) -> list[int]:
