@@ -134,13 +134,18 @@ class Outbox:
 
     def keep_processed(self, job: str, present: Sequence[str]) -> int:
         """After a complete run: ``present`` (the sha256 of every file in the folder) were seen now; marks of
-        files gone longer than the retention are dropped. Returns how many were dropped."""
+        files gone longer than the retention are dropped. Returns how many were dropped.
+
+        A present file's mark is rewritten only when it is older than 1% of the retention (at most an hour):
+        a large folder on a short schedule costs lookups, not a write per file per run, and a file is
+        forgotten at most that much before its full retention."""
         now = self.clock()
+        retention = self.settings.processed_retention_seconds
+        stale = now - min(retention * 0.01, 3600.0)
         with self._tx() as db:
-            db.executemany("UPDATE processed SET at = ? WHERE job = ? AND sha256 = ?",
-                           [(now, job, sha) for sha in present])
-            cursor = db.execute("DELETE FROM processed WHERE job = ? AND at < ?",
-                                (job, now - self.settings.processed_retention_seconds))
+            db.executemany("UPDATE processed SET at = ? WHERE job = ? AND sha256 = ? AND at < ?",
+                           [(now, job, sha, stale) for sha in present])
+            cursor = db.execute("DELETE FROM processed WHERE job = ? AND at < ?", (job, now - retention))
             return cursor.rowcount
 
     def record(self, result: JobResult, run: RunVersion, partials: Sequence[Partial] = ()) -> None:
