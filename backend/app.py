@@ -35,6 +35,7 @@ from jetfleet.backend.drift_monitor import DriftCollector, DriftMonitor
 from jetfleet.backend.ingest import HeartbeatIngest
 from jetfleet.backend.leadership import LeaderCollector
 from jetfleet.backend.metrics import BackendCounters, FleetCollector
+from jetfleet.backend.replica_settings import SettingsCollector
 from jetfleet.backend.replicas import ReplicaStatus
 from jetfleet.backend.results import BodyTooLarge
 from jetfleet.backend.rollouts import RolloutEngine
@@ -92,6 +93,8 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     registry.register(FleetCollector(sessions, before_read=ingest.flush))
     registry.register(DriftCollector(monitor))
     registry.register(LeaderCollector(this.leadership))
+    if this.settings_check is not None:
+        registry.register(SettingsCollector(settings.replica_name, this.settings_check))
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.ingest = ingest

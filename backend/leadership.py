@@ -24,6 +24,13 @@ from jetfleet.backend import pgconn
 
 log = logging.getLogger("jetfleet.backend.leadership")
 LEADER_LOCK_KEY = int.from_bytes(b"jetfleet", "big") >> 1  # one fixed 63-bit advisory lock key
+LEASE_PREFIX = "jetfleet-lease "
+
+
+def lease_application_name(replica: str) -> str:
+    """The ``application_name`` of a replica's lease session (PostgreSQL keeps its first 63 bytes): while it
+    is connected, the replica is up."""
+    return f"{LEASE_PREFIX}{replica}"[:63]
 
 
 class Leadership(Protocol):
@@ -86,7 +93,7 @@ class LeaderLease:
         """One try (or one check, when leading); returns the seconds to wait before the next."""
         try:
             if self._conn is None:
-                self._conn = pgconn.connect(self._database_url, f"jetfleet-lease {self.replica}")
+                self._conn = pgconn.connect(self._database_url, lease_application_name(self.replica))
             if self._leader:
                 self._conn.execute("SELECT 1")
             elif self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()[0]:

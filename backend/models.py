@@ -132,3 +132,13 @@ class ControlPlaneValue(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(256))
     updated_at: Mapped[datetime]
+
+
+class ReplicaRecord(Base):
+    """What a control-plane replica was started with (secrets as keyed digests), to find replicas that differ."""
+
+    __tablename__ = "control_plane_replicas"
+
+    replica: Mapped[str] = mapped_column(String(255), primary_key=True)
+    settings: Mapped[dict[str, Any]]
+    started_at: Mapped[datetime]

@@ -44,7 +44,7 @@ def recorded(engine: Engine, name: str) -> str | None:
         return row.value if row else None
 
 
-def _claim(session: Session, name: str, value: str) -> tuple[ControlPlaneValue, bool]:
+def claim(session: Session, name: str, value: str) -> tuple[ControlPlaneValue, bool]:
     """The row of ``name``, locked for the transaction, and whether this call recorded ``value`` (the first)."""
     insert = postgresql.insert(ControlPlaneValue).values(name=name, value=value, updated_at=datetime.now(timezone.utc))
     inserted = session.execute(insert.on_conflict_do_nothing(index_elements=["name"])
@@ -59,7 +59,7 @@ def claim_data_dir(engine: Engine, data_dir: Path) -> None:
     marker = data_dir / DATA_ID_FILE
     mine = marker.read_text().strip() if marker.is_file() else None
     with Session(engine) as session, session.begin():
-        row, first = _claim(session, DATA_DIR_ID, mine or secrets.token_hex(16))
+        row, first = claim(session, DATA_DIR_ID, mine or secrets.token_hex(16))
         if first and mine is None:
             data_dir.mkdir(parents=True, exist_ok=True)
             marker.write_text(row.value + "\n")
@@ -83,7 +83,7 @@ def claim_signing_key(engine: Engine, signer: Signer) -> None:
     """Record this replica's key id, or check it against the recorded one (``ConfigError`` on a mismatch)."""
     current = signer.current.key_id
     with Session(engine) as session, session.begin():
-        row, _ = _claim(session, SIGNING_KEY_ID, current)
+        row, _ = claim(session, SIGNING_KEY_ID, current)
         if row.value == current:
             return
         if signer.previous is not None and row.value == signer.previous.key_id:

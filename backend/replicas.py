@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
-from jetfleet.backend import invalidation
+from jetfleet.backend import invalidation, replica_settings
 from jetfleet.backend.cache_listener import CacheListener
 from jetfleet.backend.desired_state import DesiredState
 from jetfleet.backend.ingest import HeartbeatIngest
 from jetfleet.backend.invalidation import ALL, Invalidation, Scope
 from jetfleet.backend.leadership import LeaderLease, Leadership, SoleLeader
+from jetfleet.backend.replica_settings import SettingsCheck
 from jetfleet.backend.settings import BackendSettings
 
 BULK_RELOAD_MIN = 32  # another replica's change to at least this many devices is reloaded in one query
@@ -34,6 +35,7 @@ class ReplicaStatus(BaseModel):
     shared_database: bool
     listening: bool  # this replica hears the others' invalidations (always false on SQLite)
     invalidations_received: int
+    mismatched_settings: list[str] = []  # settings a live replica has otherwise (docs/ha.md)
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Replica:
     settings: BackendSettings
     leadership: Leadership
     listener: CacheListener | None
+    settings_check: SettingsCheck | None = None
 
     def start_listening(self) -> None:
         """Before the caches are loaded, so that no change committed meanwhile goes unheard."""
@@ -57,7 +60,8 @@ class Replica:
         return ReplicaStatus(replica=self.leadership.replica, leader=self.leadership.is_leader(),
                              database="postgresql" if shared else "sqlite", shared_database=shared,
                              listening=self.listener is not None and self.listener.connected.is_set(),
-                             invalidations_received=self.listener.received if self.listener else 0)
+                             invalidations_received=self.listener.received if self.listener else 0,
+                             mismatched_settings=self.settings_check.mismatched() if self.settings_check else [])
 
 
 def replica(settings: BackendSettings, sessions: sessionmaker[Session], desired: DesiredState,
@@ -66,6 +70,7 @@ def replica(settings: BackendSettings, sessions: sessionmaker[Session], desired:
     if not settings.shared_database:
         return Replica(settings, SoleLeader(name), None)
     invalidation.install(sessions, name)
+    replica_settings.record(sessions, settings)
 
     def resync() -> None:
         ingest.forget(None)
@@ -76,7 +81,7 @@ def replica(settings: BackendSettings, sessions: sessionmaker[Session], desired:
     listener = CacheListener(settings.database_url, name, apply=lambda change: apply(change, desired, ingest),
                              resync=resync)
     lease = LeaderLease(settings.database_url, name, interval=settings.leader_check_interval)
-    return Replica(settings, lease, listener)
+    return Replica(settings, lease, listener, SettingsCheck(sessions, settings))
 
 
 def apply(change: Invalidation, desired: DesiredState, ingest: HeartbeatIngest) -> None:

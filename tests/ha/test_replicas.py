@@ -240,3 +240,38 @@ def test_a_replica_with_another_data_dir_or_signing_key_refuses_to_start(postgre
         assert not (tmp_path / "absent.key").exists()
     finally:
         first.stop()
+
+
+def test_replicas_started_with_different_settings_say_which_until_the_odd_one_is_gone(
+        postgres: PostgresServer, tmp_path: Path) -> None:
+    url = create_database(postgres, f"jf_{uuid.uuid4().hex[:8]}")
+    shared = ["--data-dir", str(tmp_path / "shared")]
+    first = BackendProcess(tmp_path / "a", url, [*shared, "--replica-name", "a", "--heartbeat-interval", "5"])
+    second = BackendProcess(tmp_path / "b", url, [*shared, "--replica-name", "b", "--heartbeat-interval", "10",
+                                                  "--provisioning-key", "another-key"])
+    third = BackendProcess(tmp_path / "c", url, [*shared, "--replica-name", "c", "--heartbeat-interval", "5"])
+    for replica in (first, second, third):
+        replica.workdir.mkdir()
+
+    def mismatched(replica: BackendProcess) -> list[str]:
+        with replica.admin() as client:
+            return client.get("/api/v1/status", timeout=5).raise_for_status().json()["mismatched_settings"]
+
+    try:
+        first.start()
+        assert mismatched(first) == []  # alone
+        second.start()
+        third.start()
+        # the provisioning key is compared by digest: a and c have none, b has one
+        assert mismatched(second) == ["heartbeat_interval", "provisioning_key"]
+        assert mismatched(third) == ["heartbeat_interval", "provisioning_key"]  # b differs from c
+        log = "".join(path.read_text() for path in second.workdir.glob("*.log"))
+        assert "setting heartbeat_interval differs from the one of live replica(s) a" in log
+        assert "another-key" not in log
+        gauge = 'jetfleet_control_plane_mismatched_settings{replica="b"} 2.0'
+        assert gauge in httpx.get(f"{second.url}/metrics", timeout=5).text
+        second.stop()  # the odd one out leaves: a and c agree (a stale record of b does not count)
+        wait_until(lambda: mismatched(third) == [], 30, what="no mismatch once b is gone")
+    finally:
+        for replica in (first, second, third):
+            replica.stop()
