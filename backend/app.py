@@ -62,10 +62,9 @@ def create_app(settings: BackendSettings, engine: Engine, *, signer: Signer | No
     ingest = HeartbeatIngest(sessions, settings)
     desired = DesiredState(settings, sessions, signer)
     this = replicas.replica(settings, sessions, desired, ingest)
-    leading = this.leadership.is_leader
-    monitor = DriftMonitor(sessions, settings, leading=leading)
+    monitor = DriftMonitor(sessions, settings, leadership=this.leadership)
     rollout_engine = RolloutEngine(sessions, desired, interval=settings.rollout_interval, before_read=ingest.flush,
-                                   leading=leading)
+                                   leadership=this.leadership)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

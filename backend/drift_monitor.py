@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -28,6 +28,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from jetfleet.backend import drift, results
 from jetfleet.backend.drift_schemas import STATISTICS, DriftReport
 from jetfleet.backend.jobs_models import DriftState, SketchRow, WebhookDelivery
+from jetfleet.backend.leadership import Leadership, NotLeader, SoleLeader
 from jetfleet.backend.settings import BackendSettings
 from jetfleet.errors import TemporaryError
 
@@ -45,10 +46,10 @@ class DriftMonitor:
     """Evaluation, retention and webhook threads; with several replicas they work only on the leader."""
 
     def __init__(self, sessions: sessionmaker[Session], settings: BackendSettings,
-                 leading: Callable[[], bool] = lambda: True) -> None:
+                 leadership: Leadership | None = None) -> None:
         self._sessions = sessions
         self._settings = settings
-        self._leading = leading
+        self._leadership = leadership or SoleLeader("control-plane")
         self._reports: dict[tuple[str, int], DriftReport] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -80,12 +81,14 @@ class DriftMonitor:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            if not self._leading():
+            if not self._leadership.is_leader():
                 self._reports_clear()
                 self._stop.wait(STANDBY_POLL_S)  # a standby replica: take over within a second of leading
                 continue
             try:
                 self.run_once()
+            except NotLeader as exc:
+                log.warning("%s", exc)
             except Exception:  # keep monitoring; the next round retries
                 log.exception("drift evaluation failed")
             self._stop.wait(self._settings.drift_interval)
@@ -101,6 +104,7 @@ class DriftMonitor:
             versions = drift.versions_with_sketches(session)
         for model, version in versions:
             with self._sessions.begin() as session:
+                self._leadership.fence(session)
                 report = drift.evaluate(session, model, version, self._settings)
                 if report.reference != "collecting" and self._record_state(session, report, now):
                     self._wake_sender.set()
@@ -111,6 +115,7 @@ class DriftMonitor:
     def prune(self, now: datetime) -> None:
         cutoff = now - timedelta(seconds=self._settings.results_retention)
         with self._sessions.begin() as session:
+            self._leadership.fence(session)
             removed = results.prune(session, cutoff)
             session.execute(delete(SketchRow).where(SketchRow.received_at < cutoff))
         if removed:
@@ -143,7 +148,7 @@ class DriftMonitor:
     def _send_loop(self) -> None:
         with httpx.Client(timeout=10.0) as client:
             while not self._stop.is_set():
-                if not self._leading():
+                if not self._leadership.is_leader():
                     self._stop.wait(STANDBY_POLL_S)
                     continue
                 try:

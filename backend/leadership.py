@@ -7,6 +7,13 @@ exits, is SIGKILLed or loses its network has its session ended by the server, wh
 a standby takes it at its next try. The holder checks its session every ``interval`` too and stops leading
 the moment the check fails (it cannot know whether the server still counts it as the holder).
 
+Fencing: a leader that lost its session to a network partition still believes it leads until its next
+check. Each new leader bumps a counter (``leader_epoch`` in ``control_plane``) when it takes the lock, and
+every transaction of the fleet-wide loops starts with :meth:`LeaderLease.fence`: it reads the counter
+``FOR SHARE`` and refuses (:class:`NotLeader`, the transaction rolls back) unless it is the epoch this replica
+took. The bump waits for the old leader's transaction in progress, so once the new leader has its epoch
+nothing of the old one commits.
+
 On SQLite one process owns the database: :class:`SoleLeader` always leads.
 """
 
@@ -19,12 +26,23 @@ from typing import Any, Protocol
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from jetfleet.backend import pgconn
+from jetfleet.errors import TemporaryError
 
 log = logging.getLogger("jetfleet.backend.leadership")
 LEADER_LOCK_KEY = int.from_bytes(b"jetfleet", "big") >> 1  # one fixed 63-bit advisory lock key
 LEASE_PREFIX = "jetfleet-lease "
+EPOCH = "leader_epoch"
+_BUMP_EPOCH = ("INSERT INTO control_plane (name, value, updated_at) VALUES (%(name)s, '1', now()) "
+               "ON CONFLICT (name) DO UPDATE SET value = (control_plane.value::bigint + 1)::text, updated_at = now() "
+               "RETURNING value")
+
+
+class NotLeader(TemporaryError):
+    """This replica's lead ended (another replica took it): the transaction must not commit."""
 
 
 def lease_application_name(replica: str) -> str:
@@ -37,6 +55,8 @@ class Leadership(Protocol):
     replica: str
 
     def is_leader(self) -> bool: ...
+
+    def fence(self, session: Session) -> None: ...
 
     def start(self) -> None: ...
 
@@ -51,6 +71,9 @@ class SoleLeader:
 
     def is_leader(self) -> bool:
         return True
+
+    def fence(self, session: Session) -> None:
+        return None
 
     def start(self) -> None:
         return None
@@ -68,6 +91,7 @@ class LeaderLease:
         self._interval = interval
         self._key = key
         self._leader = False
+        self._epoch: str | None = None
         self._conn: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,6 +99,15 @@ class LeaderLease:
 
     def is_leader(self) -> bool:
         return self._leader
+
+    def fence(self, session: Session) -> None:
+        """First statement of a leader's transaction: ``NotLeader`` unless this replica's epoch is current."""
+        epoch = self._epoch if self._leader else None
+        current = session.execute(text("SELECT value FROM control_plane WHERE name = :name FOR SHARE"),
+                                  {"name": EPOCH}).scalar()
+        if epoch is None or current != epoch:
+            raise NotLeader(f"replica {self.replica} no longer leads (leader epoch {current}, this replica's "
+                            f"{epoch}): nothing of this round is written", delay=self._interval)
 
     def start(self) -> None:
         """Try once now (a single replica leads from its first second), then keep trying in a thread."""
@@ -97,8 +130,10 @@ class LeaderLease:
             if self._leader:
                 self._conn.execute("SELECT 1")
             elif self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()[0]:
+                self._epoch = str(self._conn.execute(_BUMP_EPOCH, {"name": EPOCH}).fetchone()[0])
                 self._leader = True
-                log.info("replica %s now leads (rollouts, drift, retention)", self.replica)
+                log.info("replica %s now leads (rollouts, drift, retention; leader epoch %s)", self.replica,
+                         self._epoch)
             self._backoff.reset()
             return self._interval
         except Exception as exc:  # a lost session is a lost lock

@@ -8,7 +8,8 @@ every device of the rollout swaps back to the old version (the blue/green swap o
 The loop (:class:`RolloutEngine`, a thread) reads the devices' last heartbeats from the database every
 ``interval`` seconds, advances each rollout (:func:`rollout_machine.advance`), writes it back and
 applies the pins; all state is in the database, so a restarted control plane continues where it was.
-With several replicas only the leader's loop runs (``leading``, :mod:`jetfleet.backend.leadership`);
+With several replicas only the leader's loop runs, each tick fenced by its leader epoch
+(:mod:`jetfleet.backend.leadership`);
 admin actions run on any replica, on rows locked against the loop's writes.
 """
 
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jetfleet.backend import devices, model_registry
 from jetfleet.backend.desired_state import DesiredState
+from jetfleet.backend.leadership import Leadership, NotLeader, SoleLeader
 from jetfleet.backend.models import Device, ModelTag, RolloutRow
 from jetfleet.backend.rollout_machine import (
     ACTIVE,
@@ -147,9 +149,9 @@ class RolloutEngine:
     """The control-plane loop driving every unfinished rollout (one thread; admin actions share its lock)."""
 
     def __init__(self, sessions: sessionmaker[Session], desired: DesiredState, *, interval: float = 1.0,
-                 before_read: Callable[[], object] = lambda: None, leading: Callable[[], bool] = lambda: True) -> None:
+                 before_read: Callable[[], object] = lambda: None, leadership: Leadership | None = None) -> None:
         self._sessions = sessions
-        self._leading = leading
+        self._leadership = leadership or SoleLeader("control-plane")
         self._desired = desired
         self._interval = interval
         self._before_read = before_read
@@ -163,6 +165,7 @@ class RolloutEngine:
         now = datetime.now(timezone.utc)
         changed: list[str] = []
         with self.lock, self._sessions.begin() as session:
+            self._leadership.fence(session)
             rows = list(session.scalars(select(RolloutRow).where(
                 RolloutRow.state.in_(ACTIVE) | ((RolloutRow.state == "aborted") &
                                                 (RolloutRow.updated_at > now - REVERT_TRACKING)))
@@ -205,9 +208,11 @@ class RolloutEngine:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            if not self._leading():
+            if not self._leadership.is_leader():
                 continue  # a standby replica: the leader drives the rollouts
             try:
                 self.tick()
+            except NotLeader as exc:
+                log.warning("%s", exc)
             except Exception:  # keep driving; the next tick retries from the database
                 log.exception("rollout tick failed")

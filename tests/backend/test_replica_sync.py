@@ -1,5 +1,6 @@
 """The parts that let control-plane replicas share one PostgreSQL database, each against the real server:
-the invalidation payloads, NOTIFY at commit and the listener, the leader lease, heartbeat batches of two
+the invalidation payloads, NOTIFY at commit and the listener, the leader lease and its fencing, heartbeat
+batches of two
 writers on one device, and the start-up checks of the shared signing key and data dir."""
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from jetfleet.backend.db import create_db_engine, migrate
 from jetfleet.backend.desired_state import DesiredState
 from jetfleet.backend.ingest import DeviceAuth, HeartbeatIngest
 from jetfleet.backend.invalidation import ALL, MAX_PAYLOAD_BYTES, Invalidation, decode, encode
-from jetfleet.backend.leadership import LeaderLease
+from jetfleet.backend.leadership import LeaderLease, NotLeader
 from jetfleet.backend.models import Device
 from jetfleet.backend.replica_checks import DATA_ID_FILE, claim_data_dir, claim_signing_key, refuse_missing_key
 from jetfleet.backend.replicas import BULK_RELOAD_MIN, apply
+from jetfleet.backend.rollouts import RolloutEngine
 from jetfleet.backend.settings import BackendSettings
 from jetfleet.backend.signing import Signer, create_key
 from jetfleet.errors import ConfigError
@@ -176,6 +178,42 @@ def test_one_lease_holder_and_takeover_when_it_stops_or_loses_its_session(databa
     finally:
         for lease in leases:
             lease.stop()
+
+
+def _waiting_on_a_lock(database: str, application_name: str) -> bool:
+    with psycopg.connect(pgconn.libpq_url(database), autocommit=True) as conn:
+        row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE application_name = %s",
+                           (application_name,)).fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+def test_a_leader_cut_off_from_the_database_writes_nothing_once_another_leads(database: str, engine: Engine) -> None:
+    sessions = sessionmaker(engine)
+    first = LeaderLease(database, "replica-a", interval=60)  # it would notice the loss of its session in a minute
+    second = LeaderLease(database, "replica-b", interval=0.1)
+    rollouts = RolloutEngine(sessions, DesiredState(BackendSettings(database, "t" * 8), sessions, None), leadership=first)
+    try:
+        first.start()
+        second.start()
+        assert first.is_leader() and not second.is_leader()
+        assert rollouts.tick() == 0  # fenced by the current epoch: it may write
+        with sessions.begin() as round_in_progress:
+            first.fence(round_in_progress)
+            # a partition: the server ends the old leader's lease session, the old leader has not noticed
+            assert _terminate(database, "jetfleet-lease replica-a") == 1
+            # the standby gets the lock, and its epoch waits for the old leader's round to end
+            wait_until(lambda: _waiting_on_a_lock(database, "jetfleet-lease replica-b"), 10,
+                       what="the new leader's epoch waiting for the round in progress")
+            assert not second.is_leader()
+        wait_until(second.is_leader, 10, what="the standby leads")
+        assert first.is_leader()  # still believes it does
+        with pytest.raises(NotLeader, match="replica-a no longer leads"):
+            rollouts.tick()
+        with sessions.begin() as session:
+            second.fence(session)
+    finally:
+        first.stop()
+        second.stop()
 
 
 def test_two_writers_of_one_device_never_move_its_heartbeat_backwards(engine: Engine) -> None:
