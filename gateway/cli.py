@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import tempfile
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -136,13 +137,13 @@ def monitor(
     def snapshot() -> Snapshot:
         return collect(targets(), api_url, metrics)
 
+    stop = _stop_on_signals()
     if as_json:
         while True:
             print(json.dumps(snapshot().to_json()), flush=True)
-            if once:
+            if once or stop.wait(interval):
                 return
-            time.sleep(interval)
-    _live_tables(snapshot, once=once, interval=interval)
+    _live_tables(snapshot, once=once, interval=interval, stop=stop)
 
 
 def _monitor_targets(fleet: Path | None, from_backend: str | None, token: str, ca_bundle: Path | None,
@@ -165,7 +166,19 @@ def _loopback(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-def _live_tables(snapshot: Callable[[], Snapshot], *, once: bool, interval: float) -> None:
+def _stop_on_signals() -> threading.Event:
+    """Set on Ctrl-C (SIGINT) or SIGTERM; the command ends at its next check.
+
+    Not KeyboardInterrupt: a Ctrl-C that lands while a snapshot's ``asyncio.run`` closes its HTTP client
+    (a shielded close) could be lost, and the command went on until killed.
+    """
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _live_tables(snapshot: Callable[[], Snapshot], *, once: bool, interval: float, stop: threading.Event) -> None:
     from rich.console import Console
     from rich.live import Live
 
@@ -176,19 +189,13 @@ def _live_tables(snapshot: Callable[[], Snapshot], *, once: bool, interval: floa
         console.print(snapshot_tables(snapshot()))
         return
     if not console.is_terminal:  # a log or a pipe: one table per interval (Live would print only at exit)
-        try:
-            while True:
-                console.print(snapshot_tables(snapshot()))
-                time.sleep(interval)
-        except KeyboardInterrupt:
-            return
+        while True:
+            console.print(snapshot_tables(snapshot()))
+            if stop.wait(interval):
+                return
     with Live(snapshot_tables(snapshot()), console=console, auto_refresh=False) as live:
-        try:
-            while True:
-                time.sleep(interval)
-                live.update(snapshot_tables(snapshot()), refresh=True)
-        except KeyboardInterrupt:
-            pass
+        while not stop.wait(interval):
+            live.update(snapshot_tables(snapshot()), refresh=True)
 
 
 @gateway_app.command("health")
@@ -198,15 +205,10 @@ def health(
     traefik_api: str = typer.Option("http://127.0.0.1:8080", help="Traefik API URL."),
 ) -> None:
     """Serve only the gateway's /health (every backend from Traefik's API), e.g. next to a Traefik container."""
-    import signal
-    import threading
-
     from jetfleet.gateway.health import HealthServer
 
     server = HealthServer(host, port, traefik_api)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     server.start()
     print(f"gateway health on http://{host}:{server.port}/health (Traefik API {traefik_api})", flush=True)
     while not stop.wait(0.5):

@@ -191,7 +191,8 @@ def test_a_leader_cut_off_from_the_database_writes_nothing_once_another_leads(da
     sessions = sessionmaker(engine)
     first = LeaderLease(database, "replica-a", interval=60)  # it would notice the loss of its session in a minute
     second = LeaderLease(database, "replica-b", interval=0.1)
-    rollouts = RolloutEngine(sessions, DesiredState(BackendSettings(database, "t" * 8), sessions, None), leadership=first)
+    desired = DesiredState(BackendSettings(database, "t" * 8), sessions, None)
+    rollouts = RolloutEngine(sessions, desired, leadership=first)
     try:
         first.start()
         second.start()

@@ -407,12 +407,15 @@ def test_gateway_from_the_control_plane(control_plane: ControlPlane, nodes: list
     backend = {"http://cp:8000": control_plane.url}
     gateway = shell.start("jetfleet gateway run --from-backend http://cp:8000 --token T [--settings gateway.yml]",
                           tmp_path / "gateway.log", {**backend, "--token T": f"--token {ADMIN_TOKEN}"}, optional="keep")
-    monitor = shell.start("jetfleet gateway monitor --from-backend http://cp:8000 --token ...",
-                          tmp_path / "monitor.log", {**backend, "--token ...": f"--token {ADMIN_TOKEN}"})
+    monitor = shell.start("jetfleet gateway monitor --from-backend http://cp:8000 --token ... [--settings gateway.yml]",
+                          tmp_path / "monitor.log", {**backend, "--token ...": f"--token {ADMIN_TOKEN}"},
+                          optional="keep")
     try:
         wait_until(lambda: _answers(f"http://127.0.0.1:{ports['health_port']}/health") and gateway.alive(), 60,
                    what="the gateway's /health")
-        wait_until(lambda: "jetson-02" in monitor.output(), 60, what="the monitor's table of the fleet")
+        # the fleet from the registry, and Traefik's services (the monitor reads the gateway's own settings)
+        wait_until(lambda: "jetson-02" in monitor.output() and "@http" in monitor.output(), 60,
+                   what="the monitor's tables of the fleet and of Traefik's services")
         assert gateway.alive() and monitor.alive()
         monitor.signal(signal.SIGINT)  # Ctrl-C
         assert monitor.proc.wait(timeout=30) == 0, monitor.output()

@@ -6,16 +6,20 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import yaml
 
 from jetfleet.gateway.health import summarize
+from jetfleet.gateway.monitor import PROBE_TIMEOUT_SECONDS
 from tests.gateway.conftest import Gateway, Node, command, wait_status
-from tests.support.processes import jetfleet_cmd, subprocess_env, wait_until
+from tests.support.processes import ManagedProcess, jetfleet_cmd, subprocess_env, wait_until
 
 
 def _health(gateway: Gateway) -> tuple[int, dict[str, Any]]:
@@ -82,6 +86,27 @@ def _monitor(gateway: Gateway, *args: str) -> str:
                             capture_output=True, text=True, env=subprocess_env(COLUMNS="200"), timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_live_monitor_stops_cleanly_on_ctrl_c_or_sigterm_even_mid_snapshot(sig: int, tmp_path: Path) -> None:
+    with socket.socket() as silent:  # a voice node that accepts and never answers: each probe waits its timeout
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        fleet = tmp_path / "fleet.yml"
+        fleet.write_text(yaml.safe_dump({"nodes": [{"name": "hung", "url": f"http://127.0.0.1:"
+                                                    f"{silent.getsockname()[1]}", "roles": ["voice"]}]}))
+        monitor = ManagedProcess(jetfleet_cmd("gateway", "monitor", "--fleet", str(fleet), "--json",
+                                              "--interval", "0.5", "--traefik-api", "http://127.0.0.1:1"),
+                                 tmp_path / "monitor.log", env=subprocess_env())
+        try:
+            wait_until(lambda: '"hung"' in monitor.output(), 60, what="a first snapshot")
+            began = time.monotonic()
+            monitor.signal(sig)
+            assert monitor.proc.wait(timeout=15) == 0, monitor.output()
+            assert time.monotonic() - began < PROBE_TIMEOUT_SECONDS + 5  # at most the snapshot in progress
+        finally:
+            monitor.stop()
 
 
 def _lb(name: str, status: dict[str, str], enabled: bool = True) -> dict[str, Any]:
