@@ -65,6 +65,9 @@ FAULTS = (
     Fault("a control-plane replica killed (SIGKILL, two behind Traefik)",
           "the survivor leads within ~1 s and finishes the rollout; agents carry on, no registration fails",
           "tests/ha/test_replicas.py::test_a_sigkilled_replica_costs_no_registration_no_heartbeat_state_and_no_rollout"),
+    Fault("the leading replica partitioned from PostgreSQL (it has not noticed yet)",
+          "another replica leads; the old leader's next rollout round is refused (leader epoch), nothing written",
+          "tests/backend/test_replica_sync.py::test_a_leader_cut_off_from_the_database_writes_nothing_once_another_leads"),
 )
 
 
