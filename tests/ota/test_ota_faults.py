@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -237,26 +237,24 @@ def test_a_newer_version_supersedes_a_download_in_flight(ota_backend: BackendPro
         node.stop()
 
 
-def test_kill9_in_the_health_check_keeps_the_old_version_and_finishes_the_swap(
-        ota_backend: BackendProcess, proxy: BackendProxy, tmp_path: Path) -> None:
+def kill9_during_a_swap(backend: BackendProcess, proxy: BackendProxy, tmp_path: Path, state: str,
+                        make_v2: Callable[[str], None]) -> None:
+    """Serve v1, move the tag to v2 (``make_v2(model)`` pushes it), kill -9 the agent once v2 is in ``state``:
+    v1 keeps answering; restarted, the agent finishes the swap and leaves one model server; stopped, none."""
     model = unique_id("dense")
-    push(ota_backend, model, dense_model(tmp_path / "v1.onnx", seed=1), tag="prod")
-    node = node_via(proxy, ota_backend, tmp_path)
+    push(backend, model, dense_model(tmp_path / "v1.onnx", seed=1), tag="prod")
+    node = node_via(proxy, backend, tmp_path)
     try:
-        deploy(ota_backend, model, "prod", node.name)
-        wait_state(ota_backend, model, node.name, version=1, state="committed")
-        # v2 warms up and answers its golden check slowly (a 4096 x 4096 product per request, about a second
-        # each): its health check lasts long enough to kill the agent in the middle of it
-        push(ota_backend, model, dense_model(tmp_path / "v2.onnx", seed=2, slow_size=4096),
-             golden=golden_pair(tmp_path / "golden", seed=2))
-        move_tag(ota_backend, model, "prod", 2)
-        wait_until(lambda: record_state(node, model) == "health_check", 120, interval=0.05,
-                   what="version 2 in its health check")
+        deploy(backend, model, "prod", node.name)
+        wait_state(backend, model, node.name, version=1, state="committed")
+        make_v2(model)
+        move_tag(backend, model, "prod", 2)
+        wait_until(lambda: record_state(node, model) == state, 120, interval=0.01, what=f"version 2 in {state}")
         node.kill9()
         # the agent is gone, its node router and version 1 are not: requests are still answered, by version 1
         assert infer(node.endpoint, model, np.ones((1, 4), dtype=np.float32))[0] == "1"
         node.start()
-        wait_state(ota_backend, model, node.name, version=2, state="committed", timeout=180)
+        wait_state(backend, model, node.name, version=2, state="committed", timeout=180)
         wait_until(lambda: len(server_pids(node, model)) == 1, 60, what="one model server left (the committed one)")
         assert versions_on_disk(node, model) >= {"2"} and ready(node, model)
     finally:
@@ -264,29 +262,21 @@ def test_kill9_in_the_health_check_keeps_the_old_version_and_finishes_the_swap(
     assert server_pids(node, model) == []  # nothing of the killed agent's candidate is left running
 
 
+def test_kill9_in_the_health_check_keeps_the_old_version_and_finishes_the_swap(
+        ota_backend: BackendProcess, proxy: BackendProxy, tmp_path: Path) -> None:
+    # v2 warms up and answers its golden check slowly (a 4096 x 4096 product per request, about a second
+    # each): its health check lasts long enough to kill the agent in the middle of it
+    kill9_during_a_swap(ota_backend, proxy, tmp_path, "health_check", lambda model: push(
+        ota_backend, model, dense_model(tmp_path / "v2.onnx", seed=2, slow_size=4096),
+        golden=golden_pair(tmp_path / "golden", seed=2)))
+
+
 def test_kill9_while_activating_keeps_the_old_version_and_finishes_the_swap(
         ota_backend: BackendProcess, proxy: BackendProxy, tmp_path: Path) -> None:
-    model = unique_id("dense")
-    push(ota_backend, model, dense_model(tmp_path / "v1.onnx", seed=1), tag="prod")
-    node = node_via(proxy, ota_backend, tmp_path)
-    try:
-        deploy(ota_backend, model, "prod", node.name)
-        wait_state(ota_backend, model, node.name, version=1, state="committed")
-        # "activating" lasts while the candidate's server starts and loads the model (about a second); the
-        # kill lands at its very start, around the fork of that server
-        push(ota_backend, model, dense_model(tmp_path / "v2.onnx", features=2048, outputs=2048, seed=2))
-        move_tag(ota_backend, model, "prod", 2)
-        wait_until(lambda: record_state(node, model) == "activating", 120, interval=0.01,
-                   what="version 2 activating")
-        node.kill9()
-        assert infer(node.endpoint, model, np.ones((1, 4), dtype=np.float32))[0] == "1"
-        node.start()
-        wait_state(ota_backend, model, node.name, version=2, state="committed", timeout=180)
-        wait_until(lambda: len(server_pids(node, model)) == 1, 60, what="one model server left (the committed one)")
-        assert infer(node.endpoint, model, np.ones((1, 2048), dtype=np.float32))[0] == "2"
-    finally:
-        node.stop()
-    assert server_pids(node, model) == []
+    # "activating" lasts while the candidate's server starts and loads the model (about a second); the kill
+    # lands at its very start, around the fork of that server (a server forked but not yet recorded is found)
+    kill9_during_a_swap(ota_backend, proxy, tmp_path, "activating", lambda model: push(
+        ota_backend, model, dense_model(tmp_path / "v2.onnx", features=2048, outputs=2048, seed=2)))
 
 
 def test_kill9_while_staged_under_the_update_lock_waits_for_the_lock_without_downloading_again(
