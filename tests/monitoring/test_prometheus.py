@@ -111,7 +111,8 @@ def test_alert_rules_evaluate_without_errors(prometheus: str) -> None:
 
     rules = wait_until(rules_evaluated, 60, what="rules evaluated")
     assert isinstance(rules, list)
-    assert {r["name"] for r in rules} >= {"JetsonAgentDown", "JetsonHot", "FleetDevicesOffline"}
+    assert {r["name"] for r in rules} >= {"JetsonAgentDown", "JetsonHot", "FleetDevicesOffline",
+                                          "ControlPlaneWithoutLeader", "ControlPlaneSettingsMismatch"}
     assert all(r["health"] == "ok" for r in rules), json.dumps(rules, indent=1)
 
 
