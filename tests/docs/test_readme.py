@@ -69,7 +69,8 @@ RUN: dict[str, str] = {
     "jetfleet models wait NAME --version V": "test_ota_doc_models_per_device",
     "jetfleet models infer NAME --url ENDPOINT --data '[[...]]'": "test_ota_doc_models_per_device",
     "jetfleet models undeploy NAME --device ID": "test_ota_doc_models_per_device",
-    "jetfleet gateway monitor --from-backend http://cp:8000 --token ...": "test_gateway_from_the_control_plane",
+    "jetfleet gateway monitor --from-backend http://cp:8000 --token ... [--settings gateway.yml]":
+        "test_gateway_from_the_control_plane",
     "jetfleet gateway run --from-backend http://cp:8000 --token T [--settings gateway.yml]":
         "test_gateway_from_the_control_plane",
     "jetfleet serve-model --model-dir /opt/ml-platform/models/detector/12 --name detector --version 12 --port 8012 "
