@@ -5,6 +5,10 @@ A state change (not drifting -> drifting, or back) and its webhook delivery are 
 so a restart neither loses nor repeats a change: pending deliveries are sent after the restart, and the
 re-evaluation finds the stored state equal to the new one. Each delivery carries its outbox id
 (``X-Jetfleet-Delivery``), so a receiver can drop the rare repeat of a report whose acknowledgement was lost.
+
+Each evaluation's report is stored with the state, and /metrics reads the stored reports: every replica exports
+the leader's scores, so the series (and an alert on them) live on through a change of leader, and a version no
+longer evaluated (its sketches aged out) drops out of them after a few rounds.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ log = logging.getLogger("jetfleet.backend.drift")
 SIGNATURE_HEADER = "X-Jetfleet-Signature"
 STANDBY_POLL_S = 1.0  # a standby replica checks this often whether it leads now
 DELIVERY_ATTEMPTS = 5  # per round; a delivery still failing waits for the next round (drift_interval)
+EXPORTED_ROUNDS = 3  # a stored report is exported while younger than this many rounds (at least EXPORTED_MIN_S)
+EXPORTED_MIN_S = 300.0
 
 
 class DeliveryFailed(TemporaryError):
@@ -50,8 +56,6 @@ class DriftMonitor:
         self._sessions = sessions
         self._settings = settings
         self._leadership = leadership or SoleLeader("control-plane")
-        self._reports: dict[tuple[str, int], DriftReport] = {}
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake_sender = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -62,9 +66,14 @@ class DriftMonitor:
             query = select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.delivered_at.is_(None))
             return int(session.scalar(query) or 0)
 
-    def reports(self) -> list[DriftReport]:
-        with self._lock:
-            return list(self._reports.values())
+    def reports(self, now: datetime | None = None) -> list[DriftReport]:
+        """The stored reports of the versions evaluated lately (by whichever replica led then)."""
+        age = max(EXPORTED_ROUNDS * self._settings.drift_interval, EXPORTED_MIN_S)
+        cutoff = (now or datetime.now(timezone.utc)) - timedelta(seconds=age)
+        with self._sessions() as session:
+            stored = session.scalars(select(DriftState.report).where(DriftState.evaluated_at >= cutoff)
+                                     .order_by(DriftState.model, DriftState.version))
+            return [DriftReport.model_validate(report) for report in stored if report]  # none before 0008
 
     def start(self) -> None:
         self._threads = [threading.Thread(target=self._loop, name="drift-monitor", daemon=True)]
@@ -82,7 +91,6 @@ class DriftMonitor:
     def _loop(self) -> None:
         while not self._stop.is_set():
             if not self._leadership.is_leader():
-                self._reports_clear()
                 self._stop.wait(STANDBY_POLL_S)  # a standby replica: take over within a second of leading
                 continue
             try:
@@ -92,10 +100,6 @@ class DriftMonitor:
             except Exception:  # keep monitoring; the next round retries
                 log.exception("drift evaluation failed")
             self._stop.wait(self._settings.drift_interval)
-
-    def _reports_clear(self) -> None:
-        with self._lock:
-            self._reports.clear()  # a standby exports no drift scores (the leader's are current)
 
     def run_once(self) -> None:
         now = datetime.now(timezone.utc)
@@ -108,8 +112,6 @@ class DriftMonitor:
                 report = drift.evaluate(session, model, version, self._settings)
                 if report.reference != "collecting" and self._record_state(session, report, now):
                     self._wake_sender.set()
-            with self._lock:
-                self._reports[(model, version)] = report
         self.rounds += 1
 
     def prune(self, now: datetime) -> None:
@@ -122,15 +124,17 @@ class DriftMonitor:
             log.info("retention: removed %d results received before %s", removed, cutoff.isoformat())
 
     def _record_state(self, session: Session, report: DriftReport, now: datetime) -> bool:
-        """Store the version's state; on a change queue a webhook delivery (same transaction). True if queued."""
+        """Store the version's state and report; on a change queue a webhook delivery (same transaction).
+        True if queued."""
+        stored = report.model_dump(mode="json")
         state = session.get(DriftState, (report.model, report.version))
         if state is None:
             session.add(DriftState(model=report.model, version=report.version, drifting=report.drift,
-                                   changed_at=now, evaluated_at=now))
+                                   changed_at=now, evaluated_at=now, report=stored))
             changed = report.drift  # a first state of "not drifting" is no news
         else:
             changed = state.drifting != report.drift
-            state.evaluated_at = now
+            state.evaluated_at, state.report = now, stored
             if changed:
                 state.drifting, state.changed_at = report.drift, now
         if not changed:
@@ -216,7 +220,7 @@ def webhook_payload(report: DriftReport, event: str, now: datetime) -> dict[str,
 
 
 class DriftCollector(Collector):
-    """jetfleet_drift_score / _threshold / _detected from the monitor's last evaluation, read at scrape time."""
+    """jetfleet_drift_score / _threshold / _detected from the stored last evaluations, read at scrape time."""
 
     def __init__(self, monitor: DriftMonitor) -> None:
         self._monitor = monitor

@@ -110,7 +110,8 @@ class DriftReference(Base):
 
 
 class DriftState(Base):
-    """Whether a model version drifts now (its last evaluation); a change queues a webhook delivery."""
+    """Whether a model version drifts now, and its last evaluation's report (exported by every replica);
+    a change queues a webhook delivery."""
 
     __tablename__ = "drift_states"
 
@@ -119,6 +120,7 @@ class DriftState(Base):
     drifting: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_at: Mapped[datetime]
     evaluated_at: Mapped[datetime]
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class WebhookDelivery(Base):

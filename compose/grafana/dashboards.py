@@ -95,8 +95,11 @@ def model_variable(metric: str) -> dict[str, Any]:
             "includeAll": True, "allValue": ".*", "current": {"text": "All", "value": "$__all"}}
 
 
+BY_FEATURE = "max by (model, version, input, index, statistic)"  # every control-plane replica exports the same
+
+
 def drift_score(statistic: str) -> str:
-    return f'jetfleet_drift_score{{model=~"$model",statistic="{statistic}"}}'
+    return f'{BY_FEATURE} (jetfleet_drift_score{{model=~"$model",statistic="{statistic}"}})'
 
 
 DRIFT = Dashboard(
@@ -104,12 +107,12 @@ DRIFT = Dashboard(
     title="jetfleet / Model input drift",
     variables=[model_variable("jetfleet_drift_score")],
     panels=[
-        Panel("Versions drifting", f"jetfleet_drift_detected{MODEL}", legend="{{model}} v{{version}}", width=24,
+        Panel("Versions drifting", f"max by (model, version) (jetfleet_drift_detected{MODEL})",
+              legend="{{model}} v{{version}}", width=24,
               thresholds=(("green", None), ("red", 1))),
         # Over 1 = above the null-calibrated threshold for the window sizes (docs/jobs-and-drift.md).
         Panel("KS / threshold per feature",
-              f'{drift_score("ks")} / on(model, version, input, index, statistic) '
-              f'jetfleet_drift_threshold{{model=~"$model",statistic="ks"}}',
+              f'{drift_score("ks")} / {BY_FEATURE} (jetfleet_drift_threshold{{model=~"$model",statistic="ks"}})',
               legend=FEATURE, width=24, thresholds=(("green", None), ("red", 1))),
         Panel("PSI per feature", drift_score("psi"), legend=FEATURE),
         Panel("Jensen-Shannon distance per feature", drift_score("js"), legend=FEATURE),
