@@ -68,6 +68,9 @@ FAULTS = (
     Fault("the leading replica partitioned from PostgreSQL (it has not noticed yet)",
           "another replica leads; the old leader's next rollout round is refused (leader epoch), nothing written",
           "tests/backend/test_replica_sync.py::test_a_leader_cut_off_from_the_database_writes_nothing_once_another_leads"),
+    Fault("the leading replica killed while a model's inputs drift",
+          "the survivor exports the drift series at once (no gap for the alert), then evaluates it itself",
+          "tests/ha/test_drift_replicas.py::test_every_replica_exports_the_leaders_drift_scores_and_the_survivor_goes_on"),
 )
 
 
