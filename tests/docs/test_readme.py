@@ -37,8 +37,11 @@ pytestmark = pytest.mark.slow
 
 # Commands that run here, by the test that runs them.
 RUN: dict[str, str] = {
+    "python3 -m venv /opt/jetfleet && /opt/jetfleet/bin/pip install '.[backend,postgres]'":
+        "tests/docs/test_checkout_install.py",
+    "export PATH=/opt/jetfleet/bin:$PATH": "tests/docs/test_checkout_install.py",
     'jetfleet backend serve --host 0.0.0.0 --port 8000 --database-url sqlite:////var/lib/jetfleet/fleet.db '
-    '--admin-token "$ADMIN_TOKEN" --provisioning-key "$FLEET_KEY" --signing-key '
+    '--data-dir /var/lib/jetfleet --admin-token "$ADMIN_TOKEN" --provisioning-key "$FLEET_KEY" --signing-key '
     '/var/lib/jetfleet/manifest-signing.key': "control_plane fixture",
     "jetfleet backend public-key --signing-key /var/lib/jetfleet/manifest-signing.key": "test_control_plane_keys",
     "jetfleet backend keygen /etc/jetfleet/manifest-2027.key": "test_control_plane_keys",
@@ -142,9 +145,9 @@ _JETSON = "needs a Jetson (L4T base image, JetPack's CUDA); built by .github/wor
 LISTED: dict[str, str] = {
     "bash scripts/demo.sh": "tests/test_demo.py runs the demo end to end",
     "bash scripts/test.sh": "the test command itself: CI runs it (.github/workflows/tests.yml)",
-    "pip install 'jetfleet[backend,postgres]'": "installs from a package index; every test run installs the "
-                                                "checkout the same way (scripts/bootstrap.sh)",
-    "pip install 'jetfleet[voice]'": "installs from a package index; scripts/bootstrap.sh installs the checkout",
+    "python3 -m venv /opt/jetfleet && /opt/jetfleet/bin/pip install '.[voice]'":
+        "the same install of the checkout as the control plane's (run by tests/docs/test_checkout_install.py) "
+        "with another extra; scripts/bootstrap.sh installs every extra on each test run",
     "python -m images.build control-plane --base local --tag jetfleet/control-plane:latest":
         f"a 3-5 min image build on vfs; {_COVERED} tests/monitoring/test_compose_fleet.py",
     "sudo scripts/install.sh --enable": "sudo on a real host with systemd as PID 1; install.sh into a prefix is "
