@@ -22,13 +22,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 STAMP="$VENV/.jetfleet-installed"
-HASH="$(cat "$ROOT/pyproject.toml" $( [ -f "$ROOT/constraints.txt" ] && echo "$ROOT/constraints.txt") | sha256sum | cut -d' ' -f1)"
+HASHED=("$ROOT/pyproject.toml")
+[ -f "$ROOT/constraints.txt" ] && HASHED+=("$ROOT/constraints.txt")
+HASH="$(cat "${HASHED[@]}" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   echo "==> installing jetfleet and its dependencies into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   CONSTRAINTS=()
   [ -f "$ROOT/constraints.txt" ] && CONSTRAINTS=(-c "$ROOT/constraints.txt")
-  "$VENV/bin/python" -m pip install -q "${CONSTRAINTS[@]}" -e "$ROOT[all]"
+  "$VENV/bin/python" -m pip install -q "${CONSTRAINTS[@]}" -e "${ROOT}[all]"
   # Go2 SDK for the fake-robot tests, without the opencv-python it never imports. cyclonedds 11.x from PyPI
   # is fine on loopback; a real Go2 needs cyclonedds 0.10.2 (docs/voice.md).
   "$VENV/bin/python" -m pip install -q "${CONSTRAINTS[@]}" "cyclonedds==11.0.1"

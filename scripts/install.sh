@@ -13,7 +13,8 @@
 # router, golden check, Docker SDK) and jobs (headless jobs, drift sketches). Elsewhere (process executor):
 # ota,modelserver,nvml,jobs.
 # Creates /opt/jetson-client (venv), /opt/ml-platform/models, /etc/jetson-client (config from the
-# template only if absent), /var/lib/jetson-client (state, 0700), installs the unit, reloads systemd.
+# template only if absent), /var/lib/jetson-client (state, 0700), the command /usr/local/bin/jetfleet (a link
+# into the venv; a file of that name that is not a link is left alone), installs the unit, reloads systemd.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --platform=*) PLATFORM="${1#*=}"; shift ;;
     --source) SOURCE="$2"; shift 2 ;;
     --enable) ENABLE=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -62,6 +63,7 @@ MODELS_DIR="$PREFIX/opt/ml-platform/models"
 CONFIG_DIR="$PREFIX/etc/jetson-client"
 STATE_DIR="$PREFIX/var/lib/jetson-client"
 UNIT_DIR="$PREFIX/etc/systemd/system"
+BIN_DIR="$PREFIX/usr/local/bin"
 
 step() { echo "==> $*"; }
 
@@ -92,9 +94,17 @@ if [ -d "$SOURCE/jetfleet" ] && [ -f "$SOURCE/pyproject.toml" ]; then
   find "$BUILD_SRC" -name __pycache__ -prune -exec rm -rf {} +
   SPEC="$BUILD_SRC"
 fi
-[ -n "$EXTRAS" ] && SPEC="$SPEC[$EXTRAS]"
+[ -n "$EXTRAS" ] && SPEC="${SPEC}[$EXTRAS]"
 "$APP_DIR/venv/bin/python" -m pip install -q "$SPEC"
 install -m 0644 "$ROOT/README.md" "$APP_DIR/README.md"
+
+step "command $BIN_DIR/jetfleet -> $APP_DIR/venv/bin/jetfleet"
+install -d -m 0755 "$BIN_DIR"
+if [ -e "$BIN_DIR/jetfleet" ] && [ ! -L "$BIN_DIR/jetfleet" ]; then
+  echo "install.sh: $BIN_DIR/jetfleet exists and is not a link: left as it is; run $APP_DIR/venv/bin/jetfleet" >&2
+else
+  ln -sfn "$APP_DIR/venv/bin/jetfleet" "$BIN_DIR/jetfleet"
+fi
 
 step "systemd unit $UNIT_DIR/jetson-client.service"
 install -m 0644 "$ROOT/scripts/jetson-client.service" "$UNIT_DIR/jetson-client.service"

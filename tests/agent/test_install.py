@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 from pathlib import Path
@@ -41,18 +40,24 @@ def test_install_into_a_temporary_root(tmp_path: Path) -> None:
     assert "no daemon-reload done" in result.stdout
 
     jetfleet = root / "opt/jetson-client/venv/bin/jetfleet"
-    help_text = subprocess.run([str(jetfleet), "agent", "--help"], capture_output=True, text=True,
-                               env={"PATH": os.environ["PATH"]}, timeout=60)
+    command = root / "usr/local/bin/jetfleet"  # what the README's `jetfleet agent ...` lines find on PATH
+    assert command.is_symlink() and command.resolve() == jetfleet.resolve()
+    help_text = subprocess.run(["jetfleet", "agent", "--help"], capture_output=True, text=True, cwd=tmp_path,
+                               env={"PATH": f"{command.parent}:/usr/bin:/bin"}, timeout=60)
     assert help_text.returncode == 0, help_text.stderr
     assert "run" in help_text.stdout
 
-    # A second run keeps the operator's config.
+    # A second run keeps the operator's config and a jetfleet command that is not its link.
     edited = root / "etc/jetson-client/config.json"
     edited.write_text(json.dumps({"backend_url": "http://10.1.2.3:8000"}))
+    command.unlink()
+    command.write_text("#!/bin/sh\necho the operator's own\n")
     again = run_install(root, "--platform", "jetson")
     assert again.returncode == 0, again.stderr
     assert "keeping existing" in again.stdout
     assert json.loads(edited.read_text()) == {"backend_url": "http://10.1.2.3:8000"}
+    assert "jetfleet exists and is not a link: left as it is" in again.stderr
+    assert not command.is_symlink() and "operator's own" in command.read_text()
 
 
 def test_install_rejects_unknown_options(tmp_path: Path) -> None:

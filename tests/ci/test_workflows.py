@@ -53,6 +53,14 @@ def test_run_steps_pass_shellcheck(where: str, script: str, tmp_path: Path) -> N
     assert lint.returncode == 0, f"{where}:\n{lint.stdout}"
 
 
+@pytest.mark.parametrize("script", [".ci/run", *sorted(p.relative_to(REPO_ROOT).as_posix()
+                                                    for p in (REPO_ROOT / "scripts").glob("*.sh"))])
+def test_shell_scripts_pass_shellcheck(script: str) -> None:
+    shellcheck = require_binary("shellcheck", ["shellcheck"])
+    lint = subprocess.run([shellcheck, "--shell=bash", str(REPO_ROOT / script)], capture_output=True, text=True)
+    assert lint.returncode == 0, f"{script}:\n{lint.stdout}"
+
+
 def test_image_matrix_builds_every_target_and_the_tests_job_runs_the_readme_command() -> None:
     images = yaml.safe_load((REPO_ROOT / ".github/workflows/images.yml").read_text())
     assert images["jobs"]["l4t"]["strategy"]["matrix"]["target"] == list(build.TARGETS)
