@@ -174,8 +174,6 @@ LISTED: dict[str, str] = {
     "docker tag ghcr.io/OWNER/REPO/voice-go2:r36.4.0 jetfleet/voice-go2:l4t": "needs the pulled image (above)",
     "sudo ip addr add 192.168.123.18/24 dev eth0": "the NIC wired to a Go2 (only loopback here)",
     "ping -c 3 192.168.123.161": "a Go2's motion computer",
-    "docker compose -f compose/node.yaml up -d": "the `docker compose` plugin is not installed here; compose/node.yaml "
-                                                 "runs under real Compose in its own test (issue 10 item 2)",
     "export JETFLEET_ADMIN_TOKEN=$(openssl rand -hex 24)": "part of the compose start of compose/fleet.yaml (below)",
     "docker compose -f compose/fleet.yaml up -d backend": "the `docker compose` plugin is not installed here; "
                                                           f"{_COVERED} tests/monitoring/test_compose_fleet.py",
@@ -187,7 +185,6 @@ LISTED: dict[str, str] = {
                                                   "tests/monitoring/test_compose_fleet.py",
     "scripts/install.sh --prefix /tmp/jf-stage": f"{_COVERED} tests/agent/test_install_ota.py (a 3-min venv install)",
     "scripts/install.sh --prefix /tmp/jf-stage --extras ota,modelserver": f"{_COVERED} tests/agent/test_install_ota.py",
-    "python -m images.build voice --base l4t --tag jetfleet/voice:latest": _JETSON,
     "JETFLEET_NODE_NAME=jetson-1 JETFLEET_ROBOT_INTERFACE=eth0 docker compose -f compose/node.yaml up -d":
         "the nvidia runtime and a Go2's NIC (a Jetson); compose/node.yaml runs with runc under real Compose in "
         "tests/voice/test_compose_node.py",

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import yaml
 
+from images.build import default_tag
 from tests.support.docker_engine import DockerEngine, _log
 from tests.support.processes import free_port, subprocess_env, wait_until
 from tests.support.system import require_binary
@@ -24,6 +25,10 @@ VOICE_TAG = "jetfleet/voice:test"
 
 def test_node_compose_declares_the_jetson_runtime_host_network_and_the_model_volume() -> None:
     voice = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["voice"]
+    # by default the image `python -m images.build voice-go2 --base l4t` tags: the one with the Go2 SDK,
+    # since the default robot is a Go2 (the plain voice image would stop at start without the SDK)
+    assert voice["image"] == f"${{JETFLEET_VOICE_IMAGE:-{default_tag('voice-go2', 'l4t')}}}"
+    assert "--robot ${JETFLEET_ROBOT:-go2}" in " ".join(voice["command"])
     assert voice["runtime"] == "${JETFLEET_DOCKER_RUNTIME:-nvidia}"
     assert voice["network_mode"] == "host"
     assert voice["volumes"] == ["voice-models:/opt/jetfleet/voice"]
