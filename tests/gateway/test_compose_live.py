@@ -20,7 +20,7 @@ import yaml
 
 from jetfleet.gateway.render import render_health_only
 from tests.agent.test_agent_integration import agent_config, start_agent
-from tests.gateway.conftest import Node, command, gateway_settings
+from tests.gateway.conftest import TRAEFIK_IMAGE, Node, command, gateway_settings
 from tests.support.backend import BackendProcess, backend_server
 from tests.support.docker_engine import DockerEngine, _log
 from tests.support.processes import subprocess_env, wait_until
@@ -168,7 +168,7 @@ def test_live_registry_failover_to_the_agent_marked_backup_loses_no_transcriptio
         assert back
         state = gateway.run("ps", "--format", "json").stdout
         images = {json.loads(line)["Service"]: json.loads(line)["Image"] for line in state.splitlines() if line}
-        assert images == {"gateway": "traefik:v3", "gateway-health": gateway_image}
+        assert images == {"gateway": TRAEFIK_IMAGE, "gateway-health": gateway_image}
     finally:
         down = gateway.run("down", "--timeout", "10")
         assert down.returncode == 0, down.stderr
