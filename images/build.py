@@ -270,16 +270,17 @@ def _run(argv: list[str], env: dict[str, str] | None = None) -> None:
         raise RuntimeError(f"{' '.join(argv[:4])} ... failed ({result.returncode}):\n{result.stderr[-3000:]}")
 
 
-def default_tag(target: str, base: str) -> str:
-    """The tag a build gets without --tag (compose/node.yaml runs the voice-go2 one on a Jetson)."""
-    return f"jetfleet/{target}:{base}"
+def default_tag(target: str) -> str:
+    """The tag a build gets without --tag: the image the agent (model_image), compose/node.yaml, gateway.yaml
+    and fleet.yaml run unless told otherwise."""
+    return f"jetfleet/{target}:latest"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m images.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("local-base", *TARGETS))
     parser.add_argument("--base", choices=tuple(PRESETS), default="local", help="base image preset [local]")
-    parser.add_argument("--tag", help="image tag [jetfleet/<target>:<base>]")
+    parser.add_argument("--tag", help="image tag [jetfleet/<target>:latest]")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="debootstrap tarball cache")
     args = parser.parse_args(argv)
     import docker
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "local-base" or args.base == "local":
         ensure_local_base(client, args.cache_dir)
     if args.what != "local-base":
-        image = build_image(client, args.what, args.tag or default_tag(args.what, args.base), args.base)
+        image = build_image(client, args.what, args.tag or default_tag(args.what), args.base)
         print(image)
     return 0
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from jetfleet.agent.ota.records import ModelRecord
 from jetfleet.agent.ota.steps import Defer, Download, Verify
 from jetfleet.updatelock import hold, is_held
 from tests.ota.test_planner import CTX, installed, kinds, model, serving
+from tests.support.system import unavailable
 
 LOCKED = replace(CTX, update_locked=True)
 
@@ -54,6 +59,56 @@ def test_the_lock_file_is_seen_held_only_while_another_process_holds_it(tmp_path
     with hold(path), hold(path):  # holders share the lock
         assert is_held(path)
     assert not is_held(path)
+
+
+def test_another_user_holds_the_lock_file_someone_else_created() -> None:
+    """A robot task of any user (or the voice container's) holds the lock in /run/lock, whoever made the file."""
+    if os.geteuid() != 0:
+        unavailable("acting as another user (nobody) needs root")
+    directory = Path(tempfile.mkdtemp(prefix="jf-run-lock-"))
+    try:
+        directory.chmod(0o1777)  # as /run/lock is
+        path = directory / "jetson-client.update.lock"
+        with hold(path):
+            pass
+        path.chmod(0o644)  # root's file, read-only for the others
+        (child, release), held = _hold_as_nobody(path)
+        try:
+            assert held, "nobody could not take the lock"
+            assert is_held(path)
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                os.write(release, b"x")  # let it go
+            os.close(release)
+            _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert not is_held(path)
+    finally:
+        shutil.rmtree(directory)
+
+
+def _hold_as_nobody(path: Path) -> tuple[tuple[int, int], bool]:
+    """Fork a child that becomes nobody and holds the lock until told; (child pid, release fd), held."""
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest machinery, only os calls and hold()
+        code = 1
+        try:
+            os.close(ready_r)
+            os.setgid(65534)
+            os.setuid(65534)
+            with hold(path):
+                os.write(ready_w, b"held")
+                os.read(release_r, 1)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(release_r)
+    held = os.read(ready_r, 4) == b"held"  # b"" when the child exits without the lock
+    os.close(ready_r)
+    return (pid, release_w), held
 
 
 METRICS = """\

@@ -27,11 +27,13 @@ def test_node_compose_declares_the_jetson_runtime_host_network_and_the_model_vol
     voice = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["voice"]
     # by default the image `python -m images.build voice-go2 --base l4t` tags: the one with the Go2 SDK,
     # since the default robot is a Go2 (the plain voice image would stop at start without the SDK)
-    assert voice["image"] == f"${{JETFLEET_VOICE_IMAGE:-{default_tag('voice-go2', 'l4t')}}}"
+    assert voice["image"] == f"${{JETFLEET_VOICE_IMAGE:-{default_tag('voice-go2')}}}"
     assert "--robot ${JETFLEET_ROBOT:-go2}" in " ".join(voice["command"])
     assert voice["runtime"] == "${JETFLEET_DOCKER_RUNTIME:-nvidia}"
     assert voice["network_mode"] == "host"
-    assert voice["volumes"] == ["voice-models:/opt/jetfleet/voice"]
+    assert voice["volumes"] == ["voice-models:/opt/jetfleet/voice", "${JETFLEET_UPDATE_LOCK_DIR:-/run/lock}:/run/lock"]
+    template = json.loads((COMPOSE_FILE.parents[1] / "config" / "config.json.template").read_text())
+    assert f"--update-lock {template['update_lock_path']}" in " ".join(voice["command"])  # the agent's lock
     command = " ".join(voice["command"])
     for option, variable in (("--network-interface", "JETFLEET_ROBOT_INTERFACE"), ("--robot-ip", "JETFLEET_ROBOT_IP"),
                              ("--node-name", "JETFLEET_NODE_NAME"), ("--robot", "JETFLEET_ROBOT")):
@@ -50,10 +52,14 @@ def test_node_compose_runs_the_voice_service(docker_engine: DockerEngine, local_
     _log(f"built {VOICE_TAG} in {time.monotonic() - started:.0f} s")
     port = free_port()
     project = f"jfnode{port}"
+    lock_dir = tmp_path / "run-lock"
+    lock_dir.mkdir()
+    lock_dir.chmod(0o1777)  # as /run/lock is
     env = subprocess_env(**docker_engine.env(), JETFLEET_VOICE_IMAGE=VOICE_TAG, JETFLEET_DOCKER_RUNTIME="runc",
                          JETFLEET_NODE_NAME="jetson-compose", JETFLEET_ROBOT="none", JETFLEET_VOICE_HOST="127.0.0.1",
                          JETFLEET_VOICE_PORT=str(port), JETFLEET_ROBOT_INTERFACE="lo",
-                         JETFLEET_ROBOT_IP="127.0.0.1", JETFLEET_VOICE_CPU_THREADS="1")
+                         JETFLEET_ROBOT_IP="127.0.0.1", JETFLEET_VOICE_CPU_THREADS="1",
+                         JETFLEET_UPDATE_LOCK_DIR=str(lock_dir))
     compose = [compose_bin, "-f", str(COMPOSE_FILE), "-p", project]
     url = f"http://127.0.0.1:{port}"
     up = subprocess.run([*compose, "up", "-d"], env=env, capture_output=True, text=True, timeout=300)
@@ -69,6 +75,7 @@ def test_node_compose_runs_the_voice_service(docker_engine: DockerEngine, local_
         answer = httpx.post(f"{url}/api/voice/listen", json={"command": "ga liggen"}, timeout=30).json()
         assert answer["command"]["action"] == "lie_down" and answer["node"] == "jetson-compose"
         assert answer["robot"]["executed"] is False  # robot none: a dry run
+        assert (lock_dir / "jetson-client.update.lock").is_file()  # held by the container's user while it ran
 
         state = json.loads(subprocess.run([*compose, "ps", "--format", "json"], env=env, capture_output=True,
                                           text=True, timeout=60).stdout.splitlines()[0])
