@@ -16,6 +16,7 @@ need debootstrap debootstrap
 need espeak-ng espeak-ng
 need sox sox
 need shellcheck shellcheck
+need openssl openssl
 
 if [ "${#MISSING[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

@@ -52,6 +52,8 @@ def test_the_readme_install_of_the_checkout_serves_the_control_plane_on_postgres
     venv, data = tmp_path / "opt-jetfleet", tmp_path / "var-lib-jetfleet"
     data.mkdir()
     shell.run(INSTALL, {"/opt/jetfleet": str(venv)}, timeout=900)
+    shell.run("export ADMIN_TOKEN=$(openssl rand -hex 24) FLEET_KEY=$(openssl rand -hex 24)")
+    assert shutil.which("openssl", path=shell.env["PATH"]), "the export above would set empty keys"
     shell.run("export PATH=/opt/jetfleet/bin:$PATH", {"/opt/jetfleet": str(venv)})
     shell.env["PATH"] = f"{venv / 'bin'}{os.pathsep}{shell.env['PATH']}"  # what the export does for the next lines
 

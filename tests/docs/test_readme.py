@@ -40,13 +40,15 @@ RUN: dict[str, str] = {
     "python3 -m venv /opt/jetfleet && /opt/jetfleet/bin/pip install '.[backend,postgres]'":
         "tests/docs/test_checkout_install.py",
     "export PATH=/opt/jetfleet/bin:$PATH": "tests/docs/test_checkout_install.py",
+    "export ADMIN_TOKEN=$(openssl rand -hex 24) FLEET_KEY=$(openssl rand -hex 24)":
+        "tests/docs/test_checkout_install.py",
     'jetfleet backend serve --host 0.0.0.0 --port 8000 --database-url sqlite:////var/lib/jetfleet/fleet.db '
     '--data-dir /var/lib/jetfleet --admin-token "$ADMIN_TOKEN" --provisioning-key "$FLEET_KEY" --signing-key '
     '/var/lib/jetfleet/manifest-signing.key': "control_plane fixture",
     "jetfleet backend public-key --signing-key /var/lib/jetfleet/manifest-signing.key": "test_control_plane_keys",
     "jetfleet backend keygen /etc/jetfleet/manifest-2027.key": "test_control_plane_keys",
     "jetfleet backend public-key --signing-key /etc/jetfleet/manifest-2027.key [--id]": "test_control_plane_keys",
-    "jetfleet agent run --config /etc/jetson-client/config.json --once": "test_agent_once_then_fleet_commands",
+    "sudo jetfleet agent run --config /etc/jetson-client/config.json --once": "test_agent_once_then_fleet_commands",
     "jetfleet fleet status [--json]": "test_agent_once_then_fleet_commands",
     "jetfleet fleet show ID": "test_agent_once_then_fleet_commands",
     "jetfleet fleet reprovision ID": "test_agent_once_then_fleet_commands",
@@ -80,6 +82,7 @@ RUN: dict[str, str] = {
     "[--host 127.0.0.1] [--runtime auto|tensorrt|onnxruntime] [--precision fp16|fp32] [--engine-cache DIR] "
     "[--max-batch 8] [--log-level info]": "test_serve_model_synopsis",
     "jetfleet voice serve --robot none --language nl-NL --port 8888 --node-name node-1 &": "voice_server fixture",
+    "until curl -sf http://127.0.0.1:8888/health >/dev/null; do sleep 1; done": "voice_server fixture",
     'jetfleet voice send --jetson-url http://127.0.0.1:8888 --command "sta op"': "test_voice_quick_start",
     'jetfleet voice send --jetson-url http://127.0.0.1:8888 --say "sta op"': "test_voice_quick_start",
     "jetfleet voice send --jetson-url http://127.0.0.1:8888 --audio clip.wav --language nl": "test_voice_quick_start",
@@ -150,7 +153,8 @@ LISTED: dict[str, str] = {
         "with another extra; scripts/bootstrap.sh installs every extra on each test run",
     "python -m images.build control-plane --base local --tag jetfleet/control-plane:latest":
         f"a 3-5 min image build on vfs; {_COVERED} tests/monitoring/test_compose_fleet.py",
-    "sudo scripts/install.sh --enable": "sudo on a real host with systemd as PID 1; install.sh into a prefix is "
+    "sudo systemctl enable --now jetson-client": "systemd as PID 1 on a real host",
+    "sudo scripts/install.sh": "sudo on a real host with systemd as PID 1; install.sh into a prefix is "
                                         "tested by tests/agent (issue 10 item 1)",
     "sudoedit /etc/jetson-client/config.json": "an interactive editor on a real host",
     "journalctl -u jetson-client -f": "the systemd journal (no systemd as PID 1 here)",
@@ -171,10 +175,13 @@ LISTED: dict[str, str] = {
         "a Jetson's Docker under systemd",
     "docker pull ghcr.io/OWNER/REPO/voice-go2:r36.4.0": "no container registry can be reached here; CI pushes "
                                                          "the image on release tags",
-    "docker tag ghcr.io/OWNER/REPO/voice-go2:r36.4.0 jetfleet/voice-go2:l4t": "needs the pulled image (above)",
+    "docker tag ghcr.io/OWNER/REPO/voice-go2:r36.4.0 jetfleet/voice-go2:latest": "needs the pulled image (above)",
     "sudo ip addr add 192.168.123.18/24 dev eth0": "the NIC wired to a Go2 (only loopback here)",
     "ping -c 3 192.168.123.161": "a Go2's motion computer",
     "export JETFLEET_ADMIN_TOKEN=$(openssl rand -hex 24)": "part of the compose start of compose/fleet.yaml (below)",
+    "until curl -sf http://127.0.0.1:8000/health >/dev/null; do sleep 1; done":
+        "part of the compose start of compose/fleet.yaml; tests/monitoring/test_compose_fleet.py waits on the "
+        "control plane's /health the same way before it creates the read token",
     "docker compose -f compose/fleet.yaml up -d backend": "the `docker compose` plugin is not installed here; "
                                                           f"{_COVERED} tests/monitoring/test_compose_fleet.py",
     'export JETFLEET_READ_TOKEN=$(jetfleet tokens create prometheus --scope read --token "$JETFLEET_ADMIN_TOKEN")':
@@ -201,10 +208,11 @@ LISTED: dict[str, str] = {
         "tests/gateway/test_compose_live.py",
     "jetfleet bench faults --out docs/reliability.md": "drives every fault test (tens of minutes); the same tests run "
                                                        "in the suite itself",
-    "flock -s /var/lib/jetson-client/update.lock -c './run-inspection-route.sh'":
-        "a robot task script on a device; a real flock holder deferring a swap is tests/rollouts/test_agent_units.py",
+    "flock -s /run/lock/jetson-client.update.lock -c './run-inspection-route.sh'":
+        "a robot task script on a device; real flock holders (one of them another user) are "
+        "tests/rollouts/test_agent_units.py",
     'from pathlib import Path from jetfleet.updatelock import hold with '
-    'hold(Path("/var/lib/jetson-client/update.lock")): run_robot_task()':
+    'hold(Path("/run/lock/jetson-client.update.lock")): run_robot_task()':
         "calls the user's own run_robot_task(); jetfleet.updatelock.hold is tested in "
                         "tests/rollouts/test_agent_units.py",
     'export JETFLEET_BACKEND_URL=http://cp:8000 JETFLEET_TOKEN="$ADMIN_TOKEN"':
@@ -220,10 +228,11 @@ LISTED: dict[str, str] = {
     "jetfleet backend serve --host 0.0.0.0 --port 8000 --database-url "
     "postgresql+psycopg://jetfleet:PASS@db/jetfleet --admin-token \"$ADMIN_TOKEN\" --data-dir /mnt/jetfleet-shared "
     "--replica-name cp-2": "the second replica of the example above (tests/ha/test_replicas.py)",
-    "docker run --network host jetfleet/voice:local --robot none --node-name node-1":
+    "docker run --network host jetfleet/voice:latest --robot none --node-name node-1":
         f"needs the voice image (see above); {_COVERED} tests/voice/test_image.py",
 }
 ADMIN_TOKEN, FLEET_KEY = "readme-admin-token", "readme-fleet-key"
+WAIT_FOR_VOICE = "until curl -sf http://127.0.0.1:8888/health >/dev/null; do sleep 1; done"
 
 
 def test_every_fence_names_its_language() -> None:
@@ -320,8 +329,8 @@ def test_agent_once_then_fleet_commands(control_plane: ControlPlane) -> None:
               "state_dir": str(etc / "state"), "models_dir": str(etc / "models"), "metrics_port": 0,
               "log_file": None}
     (etc / "config.json").write_text(json.dumps(config))
-    shell.run("jetfleet agent run --config /etc/jetson-client/config.json --once",
-              {"/etc/jetson-client": str(etc)}, timeout=120)
+    shell.run("sudo jetfleet agent run --config /etc/jetson-client/config.json --once",
+              {"sudo ": "", "/etc/jetson-client": str(etc)}, timeout=120)  # the tests run as the owner of etc
     pinned = shell.run("jetfleet backend public-key --signing-key /var/lib/jetfleet/manifest-signing.key",
                        control_plane.subs).strip()
     assert any(pinned in path.read_text(errors="replace") for path in (etc / "state").rglob("*") if path.is_file())
@@ -494,7 +503,7 @@ def voice_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Voice]:
     process = shell.start("jetfleet voice serve --robot none --language nl-NL --port 8888 --node-name node-1 &",
                           root / "voice.log", {"--port 8888": f"--port {port}"})
     try:
-        process.wait_http(f"http://127.0.0.1:{port}/health", timeout=180)
+        shell.run(WAIT_FOR_VOICE, {"127.0.0.1:8888": f"127.0.0.1:{port}"}, timeout=180)
         yield Voice(f"http://127.0.0.1:{port}", port, shell)
     finally:
         process.stop()
