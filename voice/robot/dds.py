@@ -23,7 +23,8 @@ _LOG = logging.getLogger(__name__)
 
 INSTALL_HINT = (
     "--robot go2 needs the Unitree SDK for Python and CycloneDDS. Install them with"
-    " pip install 'jetfleet[go2]' (unitree-sdk2py-dimos==1.0.3 + cyclonedds), or without opencv:"
+    " the go2 extra: pip install '.[go2]' in the jetfleet checkout (unitree-sdk2py-dimos==1.0.3 + cyclonedds),"
+    " or without opencv:"
     " pip install --no-deps unitree-sdk2py-dimos==1.0.3 && pip install cyclonedds. A real Go2 runs"
     " CycloneDDS 0.10.2: on the robot network build cyclonedds 0.10.2 from source (docs/voice.md)."
     " Use --robot none for a dry run."

@@ -26,13 +26,15 @@ def choose_backend(requested: str, *, language: str, has_whisper_trt: bool, has_
         return "whisper-trt"
     if requested == "faster-whisper":
         if not has_faster_whisper:
-            raise ConfigError("faster-whisper is not installed: pip install 'jetfleet[voice]'", key="--backend")
+            raise ConfigError("faster-whisper is not installed; install the voice extra:"
+                              " pip install '.[voice]' in the jetfleet checkout", key="--backend")
         return "faster-whisper"
     if has_whisper_trt and has_trt_engine and language == "en":
         return "whisper-trt"
     if has_faster_whisper:
         return "faster-whisper"
-    raise ConfigError("no speech-to-text backend is installed: pip install 'jetfleet[voice]'", key="--backend")
+    raise ConfigError("no speech-to-text backend is installed; install the voice extra:"
+                      " pip install '.[voice]' in the jetfleet checkout", key="--backend")
 
 
 def choose_device(requested: str, *, cuda_devices: int) -> tuple[str, str]:
