@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,39 @@ def post_window(backend: BackendProcess, device: str, token: str, model: str, ro
     response = post_batch(backend, device, token, batch)
     assert response.status_code == 200, response.text
     return batch
+
+
+@dataclass
+class DriftingModel:
+    """A model pushed with a reference and a device that posted windows in which one feature drifts."""
+
+    backend: BackendProcess
+    name: str
+    device: str
+    token: str
+    rng: np.random.Generator
+    start: datetime  # of the first window; window i starts i hours later
+    rows: int
+
+    def post_clean(self, hours: range) -> None:
+        for hour in hours:
+            post_window(self.backend, self.device, self.token, self.name,
+                        self.rng.normal(size=(self.rows, FEATURES)), self.start + hour * HOUR)
+
+
+def drifting_model(backend: BackendProcess, tmp_path: Path, *, feature: int, shift: float, windows: int,
+                   rows: int, seed: int) -> DriftingModel:
+    """Push a model with a reference, register a device, post ``windows`` hourly windows with ``feature``
+    shifted by ``shift`` (ending an hour before now)."""
+    drifting = DriftingModel(backend, unique_id("model"), unique_id("dev"), "", np.random.default_rng(seed),
+                             datetime.now(timezone.utc) - (windows + 9) * HOUR, rows)
+    push_with_reference(backend, tmp_path, drifting.name)
+    drifting.token, _ = register(backend, drifting.device)
+    for hour in range(windows):
+        window = drifting.rng.normal(size=(rows, FEATURES))
+        window[:, feature] += shift
+        post_window(backend, drifting.device, drifting.token, drifting.name, window, drifting.start + hour * HOUR)
+    return drifting
 
 
 def status(backend: BackendProcess, model: str, *args: str) -> dict[str, Any]:

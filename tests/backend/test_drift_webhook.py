@@ -7,18 +7,16 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from tests.backend.jobs_helpers import post_batch, result, run_id
 from tests.backend.registry_helpers import register
-from tests.backend.test_drift import FEATURES, HOUR, post_window, push_with_reference
+from tests.backend.test_drift import FEATURES, drifting_model
 from tests.conftest import unique_id
 from tests.support.backend import BackendProcess, backend_server
 from tests.support.processes import free_port, wait_until
@@ -84,17 +82,9 @@ def settled(backend: BackendProcess) -> bool:
 def test_one_signed_report_per_state_change_across_a_restart(tmp_path: Path, receiver: Receiver) -> None:
     args = ["--drift-interval", "0.3s", "--drift-webhook", receiver.url, "--webhook-secret", SECRET]
     with backend_server(tmp_path / "cp", extra_args=args) as backend:
-        model = unique_id("model")
-        push_with_reference(backend, tmp_path, model)
-        device = unique_id("dev")
-        token, _ = register(backend, device)
-        rng = np.random.default_rng(11)
-        start = datetime.now(timezone.utc) - 12 * HOUR
         receiver.failing = True  # the retrain service is down when the drift starts
-        for hour in range(3):
-            rows = rng.normal(size=(400, FEATURES))
-            rows[:, 4] -= 0.8
-            post_window(backend, device, token, model, rows, start + hour * HOUR)
+        drifting = drifting_model(backend, tmp_path, feature=4, shift=-0.8, windows=3, rows=400, seed=11)
+        model, device = drifting.name, drifting.device
         wait_until(lambda: len(receiver.requests) >= 2, 30, what="retried webhook deliveries")
         backend.stop()  # restarted while the report is still undelivered
         receiver.failing = False
@@ -105,8 +95,7 @@ def test_one_signed_report_per_state_change_across_a_restart(tmp_path: Path, rec
         ks = f'jetfleet_drift_score{{index="4",input="input",model="{model}",statistic="ks",version="1"}}'
         assert metrics[ks] > metrics[ks.replace("drift_score", "drift_threshold")]
 
-        for hour in range(3, 9):  # six clean windows: the recent windows no longer drift
-            post_window(backend, device, token, model, rng.normal(size=(400, FEATURES)), start + hour * HOUR)
+        drifting.post_clean(range(3, 9))  # six clean windows: the recent windows no longer drift
         wait_until(lambda: len(receiver.delivered()) == 2 and settled(backend), 30, what="the recovery report")
         assert scrape(backend)[f'jetfleet_drift_detected{{model="{model}",version="1"}}'] == 0.0
 

@@ -4,16 +4,12 @@ the stored result, so the series Prometheus scrapes (and an alert on them) do no
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.backend.registry_helpers import register
-from tests.backend.test_drift import FEATURES, HOUR, post_window, push_with_reference
+from tests.backend.test_drift import drifting_model
 from tests.backend.test_drift_webhook import scrape
-from tests.conftest import unique_id
 from tests.ha.cluster import cluster
 from tests.support.postgres import PostgresServer, create_database
 from tests.support.processes import wait_until
@@ -27,16 +23,8 @@ def test_every_replica_exports_the_leaders_drift_scores_and_the_survivor_goes_on
     with cluster(tmp_path / "cluster", url, extra_args=("--drift-interval", "0.3s")) as ha:
         [leader] = ha.leaders()
         standby = next(r for r in ha.replicas if r is not leader)
-        model = unique_id("model")
-        push_with_reference(standby, tmp_path, model)
-        device = unique_id("dev")
-        token, _ = register(standby, device)
-        rng = np.random.default_rng(5)
-        start = datetime.now(timezone.utc) - 12 * HOUR
-        for hour in range(3):  # feature 4 shifted: drifting
-            rows = rng.normal(size=(400, FEATURES))
-            rows[:, 4] -= 0.8
-            post_window(standby, device, token, model, rows, start + hour * HOUR)
+        drifting = drifting_model(standby, tmp_path, feature=4, shift=-0.8, windows=3, rows=400, seed=5)
+        model = drifting.name
 
         detected = f'jetfleet_drift_detected{{model="{model}",version="1"}}'
         ks = f'jetfleet_drift_score{{index="4",input="input",model="{model}",statistic="ks",version="1"}}'
@@ -48,6 +36,5 @@ def test_every_replica_exports_the_leaders_drift_scores_and_the_survivor_goes_on
         leader.kill()
         assert scrape(standby)[detected] == 1.0  # at once, before it leads or evaluates anything
         wait_until(lambda: ha.status(standby)["leader"], 15, interval=0.1, what="the survivor leads")
-        for hour in range(3, 9):  # six clean windows: the survivor's own evaluation sees the recovery
-            post_window(standby, device, token, model, rng.normal(size=(400, FEATURES)), start + hour * HOUR)
+        drifting.post_clean(range(3, 9))  # six clean windows: the survivor's own evaluation sees the recovery
         wait_until(lambda: scrape(standby).get(detected) == 0.0, 30, what="the survivor exports the recovery")

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
-from tests.backend.registry_helpers import register
-from tests.backend.test_drift import FEATURES, HOUR, post_window, push_with_reference
-from tests.conftest import unique_id
+from tests.backend.test_drift import drifting_model
 from tests.monitoring.test_prometheus import dashboards, prometheus_files, query, running_prometheus
 from tests.support.backend import BackendProcess, backend_server
 from tests.support.processes import wait_until
@@ -24,17 +20,7 @@ from tests.support.system import require_binary
 def drifting(tmp_path: Path) -> Iterator[tuple[BackendProcess, str]]:
     """A control plane (evaluating every 0.5 s) where feature 1 of a model's inputs drifts."""
     with backend_server(tmp_path / "cp", extra_args=["--drift-interval", "0.5s"]) as backend:
-        model = unique_id("model")
-        push_with_reference(backend, tmp_path, model)
-        device = unique_id("dev")
-        token, _ = register(backend, device)
-        rng = np.random.default_rng(3)
-        start = datetime.now(timezone.utc) - 5 * HOUR
-        for hour in range(4):
-            rows = rng.normal(size=(300, FEATURES))
-            rows[:, 1] += 1.5
-            post_window(backend, device, token, model, rows, start + hour * HOUR)
-        yield backend, model
+        yield backend, drifting_model(backend, tmp_path, feature=1, shift=1.5, windows=4, rows=300, seed=3).name
 
 
 @pytest.fixture
