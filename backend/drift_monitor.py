@@ -237,9 +237,7 @@ class DriftCollector(Collector):
                                       "for the current sample sizes", labels=labels)
         detected = GaugeMetricFamily("jetfleet_drift_detected", "1 when the model version's inputs drift "
                                      "(a feature flagged in enough recent windows)", labels=["model", "version"])
-        for report in self._monitor.reports():
-            if report.reference == "collecting":
-                continue
+        for report in self._monitor.reports():  # stored only once a reference exists (never "collecting")
             version = str(report.version)
             detected.add_metric([report.model, version], 1.0 if report.drift else 0.0)
             for feature in report.features:

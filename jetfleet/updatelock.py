@@ -5,10 +5,9 @@ A robot in the middle of a task must not have its model swapped under it. Any pr
 with :func:`hold` (or ``flock -s /run/lock/jetson-client.update.lock -c 'my-task'`` from a shell); while
 it is held the agent downloads and stages new versions but does not switch. Holders open the file read-only:
 a lock file another user created (0644) can be held by anyone, and /run/lock (world-writable, sticky) lets
-any process create it. Holders take a *shared* lock,
-so several busy processes never wait for each other; the agent probes with a non-blocking exclusive lock
-that it drops at once (:func:`is_held`). The kernel drops a lock when its holder exits, so a crashed
-holder never blocks updates for good.
+any process create it. Holders take a *shared* lock, so several busy processes never wait for each other;
+the agent probes with a non-blocking exclusive lock that it drops at once (:func:`is_held`). The kernel
+drops a lock when its holder exits, so a crashed holder never blocks updates for good.
 """
 
 from __future__ import annotations

@@ -6,12 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
-from jetfleet.backend.db import MIGRATIONS_DIR, create_db_engine, migrate
+from jetfleet.backend.db import create_db_engine, migrate
 from jetfleet.backend.drift_monitor import EXPORTED_MIN_S, DriftMonitor
 from jetfleet.backend.drift_schemas import DriftReport, FeatureDrift
 from jetfleet.backend.jobs_models import DriftState
@@ -25,18 +23,10 @@ def report(model: str) -> DriftReport:
                        window_seconds=3600, min_windows=2, alpha=0.01, devices=["dev-a"], features=[feature])
 
 
-def upgrade(engine: Engine, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-
 def test_stored_reports_are_exported_while_recent_and_old_rows_without_one_are_skipped(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'drift.db'}"
     engine = create_db_engine(database)
-    upgrade(engine, "0007")  # a database from before the reports were stored
+    migrate(engine, "0007")  # a database from before the reports were stored
     evaluated = datetime.now(timezone.utc)
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO drift_states (model, version, drifting, changed_at, evaluated_at) "

@@ -49,16 +49,18 @@ def test_run_steps_pass_shellcheck(where: str, script: str, tmp_path: Path) -> N
     path.write_text("#!/usr/bin/env bash\nset -euo pipefail\n" + script)  # what GitHub's bash shell runs
     syntax = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
     assert syntax.returncode == 0, f"{where}: {syntax.stderr}"
-    lint = subprocess.run([shellcheck, "--shell=bash", str(path)], capture_output=True, text=True)
-    assert lint.returncode == 0, f"{where}:\n{lint.stdout}"
+    assert_shellcheck_clean(shellcheck, path, where)
 
 
 @pytest.mark.parametrize("script", [".ci/run", *sorted(p.relative_to(REPO_ROOT).as_posix()
                                                     for p in (REPO_ROOT / "scripts").glob("*.sh"))])
 def test_shell_scripts_pass_shellcheck(script: str) -> None:
-    shellcheck = require_binary("shellcheck", ["shellcheck"])
-    lint = subprocess.run([shellcheck, "--shell=bash", str(REPO_ROOT / script)], capture_output=True, text=True)
-    assert lint.returncode == 0, f"{script}:\n{lint.stdout}"
+    assert_shellcheck_clean(require_binary("shellcheck", ["shellcheck"]), REPO_ROOT / script, script)
+
+
+def assert_shellcheck_clean(shellcheck: str, path: Path, where: str) -> None:
+    lint = subprocess.run([shellcheck, "--shell=bash", str(path)], capture_output=True, text=True)
+    assert lint.returncode == 0, f"{where}:\n{lint.stdout}"
 
 
 def test_image_matrix_builds_every_target_and_the_tests_job_runs_the_readme_command() -> None:
